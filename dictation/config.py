@@ -1,0 +1,507 @@
+"""Every app option, its default, and the TOML file that overrides them.
+
+The file is ``$XDG_CONFIG_HOME/dictation/config.toml`` (``~/.config/...`` by default); every
+key is optional. ``dictation config`` prints :func:`render_default_config`, a commented file of
+all options at their defaults. Invalid values, wrong types and unknown keys are errors that
+name the key as written in TOML (``typing.backend``), the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import stat
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dictation.errors import ConfigError
+from dictation.hotkey import DEFAULT_HOTKEY, HOTKEY_NAMES, parse_hotkey
+
+TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "pynput")
+TERMINAL_MODES = ("paste", "type")
+TERMINAL_CLASSES = (
+    "xterm", "uxterm", "gnome-terminal", "gnome-terminal-server", "konsole", "kitty",
+    "alacritty", "wezterm", "org.wezfurlong.wezterm", "foot", "tilix", "terminator",
+    "xfce4-terminal", "urxvt", "st", "lxterminal", "mate-terminal", "qterminal", "terminology",
+    "ghostty",
+)
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    """An XDG base directory; relative values are ignored, as the XDG spec requires."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else Path.home() / fallback
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/dictation/config.toml``."""
+    return _xdg_dir("XDG_CONFIG_HOME", ".config") / "dictation" / "config.toml"
+
+
+def default_journal_path() -> Path:
+    """``$XDG_DATA_HOME/dictation/journal.jsonl``."""
+    return _xdg_dir("XDG_DATA_HOME", ".local/share") / "dictation" / "journal.jsonl"
+
+
+@dataclass(frozen=True)
+class HotkeyConfig:
+    """[hotkey]: the double-tap gesture (see :mod:`dictation.hotkey`)."""
+
+    key: str = DEFAULT_HOTKEY
+    double_tap_window_s: float = 0.4
+    """Longest pause (s) from the first tap's release to the second tap's press."""
+    max_tap_s: float = 0.35
+    """Longest press (s) that is still a tap; longer is a hold."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """[audio]: the microphone."""
+
+    microphone: str | int | None = None
+    """None: the system's default input; str: part of a device name; int: a device index."""
+    pre_roll_s: float = 0.5
+    """Audio (s) kept from before the hotkey, so the first word is not cut."""
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    """[recognizer]: the model and the streaming segmenter."""
+
+    model: str = "tiny.en"
+    vad_threshold: float = 0.5
+    """Speech probability (0..1) above which a VAD frame counts as speech."""
+    endpoint_silence_s: float = 0.5
+    """Silence (s) that closes a segment."""
+    max_segment_s: float = 20.0
+    """A segment is closed when it reaches this length (s)."""
+    decode_interval_s: float = 0.3
+    """Audio (s) between two decodes of the open segment."""
+
+
+@dataclass(frozen=True)
+class TypingConfig:
+    """[typing]: how committed text reaches the focused window."""
+
+    backend: str = "auto"
+    terminal_mode: str = "paste"
+    """How text goes into terminal windows: "paste" (clipboard + ctrl+shift+v) or "type"."""
+    terminal_classes: tuple[str, ...] = TERMINAL_CLASSES
+    """Window classes (WM_CLASS, case-insensitive) treated as terminals."""
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    """[ui]: feedback to the user."""
+
+    notifications: bool = True
+    audio_cues: bool = False
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """[journal]: every committed text is appended here (JSON lines), so nothing is lost."""
+
+    enabled: bool = True
+    path: Path = field(default_factory=default_journal_path)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """[[replacements]]: ``pattern`` (a literal phrase, matched case-insensitively on word
+    boundaries) is replaced by ``replacement`` in committed text."""
+
+    pattern: str
+    replacement: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """All app options."""
+
+    hotkey: HotkeyConfig = field(default_factory=HotkeyConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    typing: TypingConfig = field(default_factory=TypingConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    replacements: tuple[Replacement, ...] = ()
+
+
+# --- option table: one row per TOML key drives validation, rendering and help ----------------
+
+Check = Callable[[Any], Any]
+"""Turns a TOML value into the option's value; raises ValueError(expected) when invalid."""
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    name: str
+    check: Check
+    expected: str
+    """What is allowed, in words (shown in errors and help)."""
+    help: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError
+        return value
+    return check
+
+
+def _number(low: float, high: float, open_range: bool = False) -> Check:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError
+        inside = low < value < high if open_range else low <= value <= high
+        if not inside:
+            raise ValueError
+        return float(value)
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError
+    return value
+
+
+def _hotkey(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    try:
+        return parse_hotkey(value)
+    except ConfigError:
+        raise ValueError from None
+
+
+def _microphone(value: Any) -> str | int | None:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError
+        return value
+    if isinstance(value, str) and value.strip():
+        return None if value.strip().lower() == "default" else value
+    raise ValueError
+
+
+def _class_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError
+    return tuple(v.strip().lower() for v in value)
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise ValueError
+    return path
+
+
+def _range(low: float, high: float, unit: str = "", open_range: bool = False) -> str:
+    if open_range:
+        return f"a number > {low:g} and < {high:g}{unit}"
+    return f"a number from {low:g} to {high:g}{unit}"
+
+
+def _choices(choices: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(repr(c) for c in choices)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("hotkey", "key", _hotkey, _choices(HOTKEY_NAMES),
+           "Key to double-tap to start dictating; one tap stops."),
+    Option("hotkey", "double_tap_window_s", _number(0.15, 1.0), _range(0.15, 1.0, " (seconds)"),
+           "Longest pause between the two taps (first release to second press)."),
+    Option("hotkey", "max_tap_s", _number(0.1, 1.0), _range(0.1, 1.0, " (seconds)"),
+           "Longest press that still counts as a tap (longer is a hold)."),
+    Option("audio", "microphone", _microphone,
+           "'default', part of a device name, or a device index >= 0",
+           "Input device: 'default', part of its name, or its index (`dictation devices`)."),
+    Option("audio", "pre_roll_s", _number(0.5, 5.0), _range(0.5, 5.0, " (seconds)"),
+           "Audio kept from before the hotkey so the first word is not cut."),
+    Option("recognizer", "model", _text, "a model name such as 'tiny.en', or a model directory",
+           "Whisper model to transcribe with."),
+    Option("recognizer", "vad_threshold", _number(0.0, 1.0, open_range=True),
+           _range(0.0, 1.0, open_range=True), "Speech probability above which audio is speech."),
+    Option("recognizer", "endpoint_silence_s", _number(0.1, 5.0), _range(0.1, 5.0, " (seconds)"),
+           "Silence that ends a segment (its text is then final)."),
+    Option("recognizer", "max_segment_s", _number(2.0, 30.0), _range(2.0, 30.0, " (seconds)"),
+           "Longest segment; longer speech is split."),
+    Option("recognizer", "decode_interval_s", _number(0.05, 5.0),
+           _range(0.05, 5.0, " (seconds)"), "Audio between two decodes of the open segment."),
+    Option("typing", "backend", _one_of(TYPING_BACKENDS), _choices(TYPING_BACKENDS),
+           "How text is typed; 'auto' picks what works on this desktop."),
+    Option("typing", "terminal_mode", _one_of(TERMINAL_MODES), _choices(TERMINAL_MODES),
+           "In terminals: paste through the clipboard, or type key by key."),
+    Option("typing", "terminal_classes", _class_list, "a list of window class names",
+           "Window classes (WM_CLASS) treated as terminals."),
+    Option("ui", "notifications", _boolean, "true or false", "Desktop notifications on errors."),
+    Option("ui", "audio_cues", _boolean, "true or false", "Short sounds on start and stop."),
+    Option("journal", "enabled", _boolean, "true or false",
+           "Append every committed text to the journal (nothing dictated is lost)."),
+    Option("journal", "path", _path, "an absolute path (~ allowed)", "Journal file (JSON lines)."),
+)
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
+REPLACEMENT_KEYS = ("pattern", "replacement")
+
+
+def _all_keys() -> list[str]:
+    return [o.key for o in OPTIONS] + [f"replacements.{k}" for k in REPLACEMENT_KEYS]
+
+
+def _unknown(key: str, candidates: list[str], source: str) -> ConfigError:
+    name = key.rsplit(".", 1)[-1]  # e.g. `[typing] model`: the right name in the wrong section
+    close = [c for c in _all_keys() if "." in key and c.rsplit(".", 1)[-1] == name][:1]
+    if not close:  # compare names only: the shared "section." prefix would match anything
+        by_name = {c.rsplit(".", 1)[-1]: c for c in candidates}
+        matches = difflib.get_close_matches(name, list(by_name), n=1)
+        matches = matches or [n for n in by_name if len(name) >= 4 and name in n][:1]
+        close = [by_name[m] for m in matches]
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return ConfigError(f"{source}: unknown option {key!r}{hint} Known here: "
+                       f"{', '.join(candidates)}")
+
+
+def _bad(key: str, value: Any, expected: str, source: str) -> ConfigError:
+    return ConfigError(f"{source}: {key} = {_toml(value)} is invalid; expected {expected}")
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Build a :class:`Config` from parsed TOML, validating every key and value."""
+    by_section: dict[str, dict[str, Option]] = {s: {} for s in SECTIONS}
+    for option in OPTIONS:
+        by_section[option.section][option.name] = option
+    config = Config()
+    for section, table in data.items():
+        if section == "replacements":
+            config = replace(config, replacements=_parse_replacements(table, source))
+            continue
+        if section not in by_section:
+            raise _unknown(section, [*SECTIONS, "replacements"], source)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {section} = {_toml(table)} is invalid; expected a "
+                              f"table ([{section}] followed by its keys)")
+        values: dict[str, Any] = {}
+        for name, raw in table.items():
+            known = by_section[section].get(name)
+            if known is None:
+                raise _unknown(f"{section}.{name}", [o.key for o in by_section[section].values()],
+                               source)
+            try:
+                values[name] = known.check(raw)
+            except ValueError:
+                raise _bad(known.key, raw, known.expected, source) from None
+        config = replace(config, **{section: replace(getattr(config, section), **values)})
+    _check_consistency(config, source)
+    return config
+
+
+def _parse_replacements(raw: Any, source: str) -> tuple[Replacement, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: replacements must be an array of tables: write each rule "
+                          "as [[replacements]] with pattern = \"...\" and replacement = \"...\"")
+    rules = []
+    for i, rule in enumerate(raw):
+        where = f"replacements[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{source}: {where} = {_toml(rule)} is invalid; expected a table "
+                              "with pattern and replacement")
+        for name in rule:
+            if name not in REPLACEMENT_KEYS:
+                raise _unknown(f"{where}.{name}", [f"{where}.{k}" for k in REPLACEMENT_KEYS],
+                               source)
+        for name in REPLACEMENT_KEYS:
+            if name not in rule:
+                raise ConfigError(f"{source}: {where} has no {name}; each rule needs pattern and "
+                                  "replacement")
+        pattern, replacement = rule["pattern"], rule["replacement"]
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise _bad(f"{where}.pattern", pattern, "a non-empty string", source)
+        if not isinstance(replacement, str):
+            raise _bad(f"{where}.replacement", replacement, "a string (may be empty)", source)
+        rules.append(Replacement(pattern, replacement))
+    return tuple(rules)
+
+
+def _check_consistency(config: Config, source: str) -> None:
+    r = config.recognizer
+    for name in ("endpoint_silence_s", "decode_interval_s"):
+        if getattr(r, name) >= r.max_segment_s:
+            raise ConfigError(f"{source}: recognizer.{name} = {getattr(r, name):g} must be less "
+                              f"than recognizer.max_segment_s = {r.max_segment_s:g}")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a config file. ``path=None`` reads :func:`default_config_path` and
+    gives the defaults when it does not exist; a ``path`` given explicitly must exist."""
+    explicit = path is not None
+    path = path if path is not None else default_config_path()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        if not explicit:
+            return Config()
+        raise ConfigError(f"config file {path} does not exist; write one with all defaults "
+                          f"with `dictation config > {path}`") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
+                          "as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def reload_config(path: Path | None, last_good: Config) -> tuple[Config, ConfigError | None]:
+    """Load ``path`` again; on any error keep running on ``last_good`` and return the error."""
+    try:
+        return load_config(path), None
+    except ConfigError as exc:
+        return last_good, exc
+
+
+class ConfigWatcher:
+    """Reloads the config file when it changes (call :meth:`poll` now and then; no thread).
+
+    A deleted file is not a change (editors delete and rewrite while saving): the current
+    config stays until the file is back.
+    """
+
+    def __init__(self, path: Path | None = None, config: Config | None = None) -> None:
+        self.path = path if path is not None else default_config_path()
+        self._signature = self._stat()
+        self.config = config if config is not None else load_config(self.path)
+        """The last good config."""
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def poll(self) -> tuple[Config, ConfigError | None] | None:
+        """None if the file did not change; else the config now in force (the new one, or the
+        last good one) and the error that kept the new one out."""
+        signature = self._stat()
+        if signature is None or signature == self._signature:
+            return None
+        self._signature = signature
+        self.config, error = reload_config(self.path, self.config)
+        return self.config, error
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+def _toml(value: Any) -> str:
+    """A value as TOML source (also used to show bad values in errors)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def _default_value(option: Option, defaults: Config) -> Any:
+    value = getattr(getattr(defaults, option.section), option.name)
+    if option.key == "audio.microphone" and value is None:
+        return "default"
+    return value
+
+
+def config_help_lines() -> list[str]:
+    """One line per option: ``typing.backend = "auto"  # one of: ...``."""
+    defaults = Config()
+    lines = []
+    for o in OPTIONS:
+        value = _default_value(o, defaults)
+        shown = _toml(value)
+        if isinstance(value, tuple) and len(value) > 4:  # long lists: the first few
+            shown = "[" + ", ".join(_toml(v) for v in value[:3]) + f", ... ({len(value)} in all)]"
+        lines.append(f"{o.key} = {shown}  # {o.expected}")
+    lines.append('[[replacements]] pattern = "...", replacement = "..."  # any number of rules')
+    return lines
+
+
+def render_default_config() -> str:
+    """A commented TOML file setting every option to its default."""
+    defaults = Config()
+    out = [
+        "# dictation configuration. Every key is optional; these are the defaults.",
+        f"# Location: {default_config_path()}",
+        "# Changes are picked up while the app runs; an invalid file is reported and ignored.",
+    ]
+    for section in SECTIONS:
+        out += ["", f"[{section}]"]
+        for o in (o for o in OPTIONS if o.section == section):
+            value = _default_value(o, defaults)
+            out.append(f"# {o.help} Allowed: {o.expected}.")
+            if isinstance(value, tuple) and len(value) > 4:
+                out.append(f"{o.name} = [")
+                out += [f"    {_toml(v)}," for v in value]
+                out.append("]")
+            else:
+                out.append(f"{o.name} = {_toml(value)}")
+    out += [
+        "",
+        "# Replacements applied to committed text: a literal phrase (matched case-insensitively",
+        "# on word boundaries) and what to type instead. Add as many [[replacements]] as needed:",
+        "# [[replacements]]",
+        '# pattern = "check mark"',
+        '# replacement = "✓"',
+    ]
+    return "\n".join(out) + "\n"
+
+
+def write_default_config(path: Path | None = None) -> Path:
+    """Write :func:`render_default_config` to ``path`` (default location if None) with mode
+    0o600, creating missing directories with mode 0o700. Never overwrites an existing file."""
+    path = path if path is not None else default_config_path()
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; not overwriting it (see the defaults with "
+                          "`dictation config`)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), stat.S_IRUSR | stat.S_IWUSR)
+        f.write(render_default_config())
+    return path

@@ -1,0 +1,202 @@
+"""Greedy Whisper decoding of one window of audio, composed of small strategy objects.
+
+The orchestrator (:func:`decode`) encodes the audio, builds the initial token sequence
+(previous-text prompt, start-of-transcript, optional forced prefix), then runs a greedy loop in
+which :class:`LogitFilter` objects shape each step's logits and :class:`RepetitionGuard` stops
+runaway loops. The result carries what callers need to reject hallucinations (no-speech
+probability, average log-probability).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dictation import SAMPLE_RATE
+from dictation.features import HOP_LENGTH, N_FRAMES, features_for_window
+from dictation.loaders import LoadedModel
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Knobs of one greedy decode."""
+
+    full_window: bool = True
+    """Encode the audio padded to Whisper's 30 s window (as trained). False encodes only the
+    audio plus ``tail_padding_s`` of silence: several times faster for short audio."""
+    tail_padding_s: float = 1.0
+    """Silence appended when ``full_window`` is False, seconds."""
+    max_prompt_tokens: int = 120
+    """At most this many tokens of previous text are given as the prompt."""
+    max_tokens_per_second: float = 12.0
+    """Output length cap relative to the audio length (English speech is about 3-4 tokens/s)."""
+    suppress_blank: bool = True
+    word_timestamps: bool = False
+    """Keep the alignment heads' cross-attention so :mod:`dictation.alignment` can time words."""
+
+
+@dataclass
+class DecodeResult:
+    """Output of :func:`decode`. ``tokens`` are the text tokens after the forced prefix (the
+    prefix included), without special tokens."""
+
+    tokens: list[int]
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    audio_s: float
+    repetition_cut: bool = False
+    cross_attention: Tensor | None = field(default=None, repr=False)
+    """(alignment heads, len(tokens) + 1, encoder frames) when ``word_timestamps``; the extra row
+    is the end-of-text step."""
+
+
+def compression_ratio(text: str) -> float:
+    """Length of ``text`` over its zlib-compressed length: above ~2.4 means repetitive."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class LogitFilter:
+    """Shapes the logits (n_vocab,) of one greedy step in place."""
+
+    def apply(self, logits: Tensor, generated: list[int]) -> None:
+        raise NotImplementedError
+
+
+class SuppressTokens(LogitFilter):
+    """Never emit the given tokens (symbols the model should avoid, special tokens)."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens = torch.tensor(sorted(set(tokens)), dtype=torch.long)
+
+    def apply(self, logits: Tensor, generated: list[int]) -> None:
+        logits[self.tokens] = float("-inf")
+
+
+class SuppressAtBegin(LogitFilter):
+    """No blank and no end-of-text as the first generated token."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens = tokens
+
+    def apply(self, logits: Tensor, generated: list[int]) -> None:
+        if not generated:
+            logits[self.tokens] = float("-inf")
+
+
+class RepetitionGuard:
+    """Detects a loop: the same n-gram (1..max_ngram tokens) repeated ``max_repeats`` times in a
+    row at the end of the output. :meth:`cut` returns the output with the repeats removed."""
+
+    def __init__(self, max_ngram: int = 8, max_repeats: int = 3) -> None:
+        self.max_ngram, self.max_repeats = max_ngram, max_repeats
+
+    def _loop(self, tokens: list[int]) -> tuple[int, int] | None:
+        for n in range(1, self.max_ngram + 1):
+            span = n * self.max_repeats
+            if len(tokens) < span:
+                break
+            tail = tokens[-span:]
+            if all(tail[i] == tail[i % n] for i in range(span)):
+                return n, span
+        return None
+
+    def looping(self, tokens: list[int]) -> bool:
+        return self._loop(tokens) is not None
+
+    def cut(self, tokens: list[int]) -> list[int]:
+        """Drop the repeats after the first occurrence of the looping n-gram."""
+        loop = self._loop(tokens)
+        if loop is None:
+            return tokens
+        n, span = loop
+        return tokens[: len(tokens) - span + n]
+
+
+def encode_audio(loaded: LoadedModel, audio: np.ndarray, options: DecodeOptions) -> Tensor:
+    """Encoder output (1, T, n_audio_state) of up to 30 s of 16 kHz audio."""
+    n_frames = N_FRAMES
+    if not options.full_window:
+        samples = len(audio) + int(options.tail_padding_s * SAMPLE_RATE)
+        n_frames = min(N_FRAMES, 2 * ((samples // HOP_LENGTH + 1) // 2))
+    mel = features_for_window(audio, loaded.model.dims.n_mels, n_frames)
+    return loaded.model.encoder(mel[None])
+
+
+@torch.inference_mode()
+def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = None,
+           prefix: list[int] | None = None, options: DecodeOptions | None = None) -> DecodeResult:
+    """Greedy transcript of ``audio`` (16 kHz mono float32, at most 30 s).
+
+    prompt: tokens of earlier text, given after <|startofprev|> as context.
+    prefix: tokens forced at the start of this transcript (text already committed)."""
+    options = options or DecodeOptions()
+    tok, model = loaded.tokenizer, loaded.model
+    prefix = list(prefix or [])
+    audio_s = len(audio) / SAMPLE_RATE
+    cache = model.decoder.new_cache(encode_audio(loaded, audio, options))
+
+    initial: list[int] = []
+    if prompt:
+        initial = [tok.sot_prev, *prompt[-options.max_prompt_tokens:]]
+    sot_index = len(initial)
+    initial += [*tok.sot_sequence, tok.no_timestamps]
+    prompt_len = len(initial)
+    initial += prefix
+
+    specials = [t for t in range(tok.eot + 1, model.dims.n_vocab)]
+    filters: list[LogitFilter] = [SuppressTokens([*loaded.suppress_tokens, *specials])]
+    if options.suppress_blank:
+        filters.append(SuppressAtBegin([*loaded.suppress_at_begin, *tok.encode(" "), tok.eot]))
+    guard = RepetitionGuard()
+    max_new = int(options.max_tokens_per_second * audio_s) + 8
+    max_new = min(max_new, model.dims.n_text_ctx // 2 - len(prefix))
+
+    heads = model.alignment_heads
+    rows: list[Tensor] = []
+
+    def step(tokens: list[int]) -> Tensor:
+        logits, weights = model.decoder(torch.tensor([tokens]), cache,
+                                        want_cross_weights=options.word_timestamps)
+        if weights:
+            rows.append(torch.stack([weights[layer][0, head] for layer, head in heads]))
+        return logits[0]
+
+    logits = step(initial)
+    no_speech_prob = float(logits[sot_index].softmax(-1)[tok.no_speech])
+    generated: list[int] = []
+    sum_logprob = 0.0
+    last = logits[-1]
+    repetition_cut = False
+    for _ in range(max(0, max_new)):
+        for f in filters:
+            f.apply(last, generated)
+        logprobs = last.log_softmax(-1)
+        token = int(logprobs.argmax())
+        sum_logprob += float(logprobs[token])
+        if token == tok.eot:
+            break
+        generated.append(token)
+        if guard.looping(prefix + generated):
+            repetition_cut = True
+            break
+        last = step([token])[-1]
+    tokens = prefix + generated
+    if repetition_cut:
+        tokens = guard.cut(tokens)
+    text = tok.decode(tokens)
+    cross = None
+    if rows:
+        # rows[0] holds the prompt positions; keep the rows that predict each output token
+        full = torch.cat(rows, dim=1)
+        cross = full[:, prompt_len - 1: prompt_len + len(tokens)]
+    return DecodeResult(tokens=tokens, text=text,
+                        avg_logprob=sum_logprob / max(1, len(generated) + 1),
+                        no_speech_prob=no_speech_prob, compression_ratio=compression_ratio(text),
+                        audio_s=audio_s, repetition_cut=repetition_cut, cross_attention=cross)

@@ -1,0 +1,123 @@
+"""Typing text into the focused window: one module per back-end, chosen per desktop session.
+
+Every back-end module exposes ``NAME``, ``available(...) -> str | None`` (None when usable,
+else the reason) and ``type_text(text, *, terminal=False)``, which NFC-normalises the text and
+raises :class:`~dictation.errors.InjectionError` when typing fails.
+
+=========  ==========================================================  =================
+backend    how                                                         sessions
+=========  ==========================================================  =================
+xtest      XTEST key events, spare keycodes remapped for any Unicode   X11 (auto, first)
+xdotool    ``xdotool type``                                            X11 (auto, second)
+clipboard  clipboard + Ctrl+V (Ctrl+Shift+V in terminals), restored    X11 (by name)
+wtype      ``wtype`` (virtual-keyboard protocol)                       Wayland (auto)
+ydotool    ``ydotool type`` through ydotoold (uinput), ASCII only      Wayland (auto)
+pynput     pynput ``Controller.type``                                  macOS, Windows
+=========  ==========================================================  =================
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from dictation.errors import ConfigError, InjectionError
+
+Session = Literal["x11", "wayland", "macos", "windows", "unknown"]
+
+BACKENDS: dict[str, str] = {
+    "xtest": "xtest",
+    "xdotool": "xdotool",
+    "clipboard": "clipboard",
+    "wtype": "wtype",
+    "ydotool": "ydotool",
+    "pynput": "pynput_backend",
+}
+"""Back-end name -> module in this package."""
+
+AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "x11": ("xtest", "xdotool"),
+    "wayland": ("wtype", "ydotool"),
+    "macos": ("pynput",),
+    "windows": ("pynput",),
+    "unknown": (),
+}
+"""Back-ends ``choose_backend("auto")`` tries, in order, per session type."""
+
+
+@dataclass(frozen=True)
+class Injector:
+    """A usable typing back-end: ``type_text(text, terminal)`` types into the focused window."""
+
+    name: str
+    type_fn: Callable[..., None]
+
+    def type_text(self, text: str, terminal: bool = False) -> None:
+        """Type ``text`` (NFC-normalised by the back-end); ``terminal`` selects terminal
+        conventions (Ctrl+Shift+V to paste). Raises :class:`InjectionError`."""
+        self.type_fn(text, terminal=terminal)
+
+
+def detect_session(env: Mapping[str, str] | None = None, platform: str = sys.platform) -> Session:
+    """The kind of desktop session this process runs in, from the platform and environment
+    (``XDG_SESSION_TYPE``, ``WAYLAND_DISPLAY``, ``DISPLAY``). Under Wayland, X11 programs run
+    through Xwayland and cannot type into native Wayland windows, so Wayland wins over a set
+    ``DISPLAY``."""
+    env = os.environ if env is None else env
+    if platform == "darwin":
+        return "macos"
+    if platform in ("win32", "cygwin"):
+        return "windows"
+    session_type = env.get("XDG_SESSION_TYPE", "").lower()
+    if session_type == "wayland" or env.get("WAYLAND_DISPLAY"):
+        return "wayland"
+    if session_type == "x11" or env.get("DISPLAY"):
+        return "x11"
+    return "unknown"
+
+
+def _unavailable_reason(name: str) -> tuple[Callable[..., None] | None, str | None]:
+    """(type_text, None) for a usable back-end, else (None, why not)."""
+    try:
+        module = importlib.import_module(f"{__name__}.{BACKENDS[name]}")
+    except ImportError as exc:
+        return None, f"cannot be imported: {exc}"
+    reason: str | None = module.available()
+    if reason is not None:
+        return None, reason
+    type_fn: Callable[..., None] = module.type_text
+    return type_fn, None
+
+
+def choose_backend(name: str = "auto", session: Session | None = None) -> Injector:
+    """The typing back-end to use: ``name`` from :data:`BACKENDS`, or ``"auto"`` for the first
+    usable one of :data:`AUTO_ORDER` for ``session`` (default: :func:`detect_session`).
+
+    Raises :class:`ConfigError` for an unknown name and :class:`InjectionError` (listing why
+    each candidate cannot be used) when nothing usable is found.
+    """
+    if name != "auto" and name not in BACKENDS:
+        raise ConfigError(
+            f"typing backend {name!r} is unknown: choose one of auto, {', '.join(BACKENDS)}"
+        )
+    session = detect_session() if session is None else session
+    candidates = AUTO_ORDER[session] if name == "auto" else (name,)
+    reasons = []
+    for candidate in candidates:
+        type_fn, reason = _unavailable_reason(candidate)
+        if type_fn is not None:
+            return Injector(candidate, type_fn)
+        reasons.append(f"{candidate}: {reason}")
+    if not candidates:
+        raise InjectionError(
+            "cannot type: this desktop session is not X11, Wayland, macOS or Windows (neither "
+            "DISPLAY nor WAYLAND_DISPLAY is set); start the app inside your graphical session"
+        )
+    raise InjectionError(
+        f"no typing backend works in this {session} session ({'; '.join(reasons)}); fix one "
+        "of these, or choose another backend in the configuration"
+    )

@@ -1,0 +1,59 @@
+"""Checkpoint loaders: each turns one on-disk format into a :class:`LoadedModel`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dictation.errors import ModelError
+from dictation.model import Whisper
+from dictation.tokenizer import WhisperTokenizer
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready-to-run model (shared, read-only) with what decoding needs to know about it."""
+
+    name: str
+    model: Whisper
+    tokenizer: WhisperTokenizer
+    suppress_tokens: tuple[int, ...]
+    """Never emitted (symbols Whisper was trained to avoid, plus the special tokens)."""
+    suppress_at_begin: tuple[int, ...]
+    """Not allowed as the first token (blank, end of text)."""
+
+
+def load_model(path: Path, fmt: str, name: str | None = None, language: str = "en") -> LoadedModel:
+    """Load a model directory in format ``"ct2"`` (CTranslate2) or ``"hf"`` (safetensors)."""
+    from dictation.loaders import ct2, hf
+
+    if not path.is_dir():
+        raise ModelError(f"model directory not found: {path}")
+    loader = {"ct2": ct2.load, "hf": hf.load}.get(fmt)
+    if loader is None:
+        raise ModelError(f"unknown model format {fmt!r}; expected 'ct2' or 'hf'")
+    loaded = loader(path, name or path.name, language)
+    loaded.model.eval()
+    for p in loaded.model.parameters():
+        p.requires_grad_(False)
+    return loaded
+
+
+def assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Copy ``tensors`` (named like ``module.state_dict()``) into ``module``, checking that every
+    parameter is present with the right shape."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors) - {"encoder.positional_embedding"})
+    if missing:
+        raise ModelError(f"{source}: checkpoint lacks {len(missing)} tensors (e.g. {missing[0]}); "
+                         "the file is corrupt or not a Whisper model")
+    for key, value in tensors.items():
+        if key not in expected:
+            continue
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ModelError(f"{source}: tensor {key} has shape {tuple(value.shape)}, expected "
+                             f"{tuple(expected[key].shape)}; the checkpoint does not match its "
+                             "config.json")
+        expected[key].copy_(value.to(torch.float32))

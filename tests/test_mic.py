@@ -1,0 +1,453 @@
+"""Microphone capture: RingBuffer / CaptureCursor / find_device driven with plain arrays, and the
+real input stream on the harness's virtual microphone (PulseAudio, marker ``e2e``).
+
+The device tests run the microphone in a child process (this file run as a script): PortAudio
+reads the audio environment (PULSE_SERVER) when sounddevice is first imported, so the child
+must start after the harness session has exported it. The parent plays real speech into the
+virtual mic and checks what the child captured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dictation import SAMPLE_RATE
+from dictation.errors import DeviceError
+from dictation.mic import CaptureCursor, InputDevice, RingBuffer, find_device
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_WAV = REPO.parent / "shared" / "data" / "dev" / "wav" / "ljspeech-lj001-0002.wav"
+
+
+def ramp(start: int, n: int) -> np.ndarray:
+    """Samples whose values are their absolute positions (exact in float32 below 2**24)."""
+    return np.arange(start, start + n, dtype=np.float32)
+
+
+def ring_of(samples: int) -> RingBuffer:
+    return RingBuffer(samples / SAMPLE_RATE)
+
+
+# --------------------------------------------------------------------------- RingBuffer
+
+
+def test_ring_reads_everything_written_in_order() -> None:
+    ring = ring_of(100)
+    ring.write(ramp(0, 30))
+    ring.write(ramp(30, 20))
+    out, first = ring.read_since(0)
+    assert first == 0 and ring.position == 50
+    np.testing.assert_array_equal(out, ramp(0, 50))
+    out, first = ring.read_since(42)
+    assert first == 42
+    np.testing.assert_array_equal(out, ramp(42, 8))
+    assert ring.read_since(50)[0].size == 0
+
+
+def test_ring_wraps_around_the_array_end() -> None:
+    ring = ring_of(10)
+    ring.write(ramp(0, 7))
+    ring.write(ramp(7, 7))  # positions 10..13 land at array indices 0..3
+    out, first = ring.read_since(4)
+    assert first == 4
+    np.testing.assert_array_equal(out, ramp(4, 10))
+    out, first = ring.read_since(8, until=12)
+    np.testing.assert_array_equal(out, ramp(8, 4))
+
+
+def test_ring_overflow_drops_the_oldest_and_counts_it() -> None:
+    ring = ring_of(10)
+    ring.write(ramp(0, 25))  # one write larger than the ring
+    assert ring.position == 25 and ring.oldest_position == 15 and ring.overwritten == 15
+    out, first = ring.read_since(3)
+    assert first == 15  # positions 3..14 are gone; the caller sees where the data restarts
+    np.testing.assert_array_equal(out, ramp(15, 10))
+    ring.write(ramp(25, 4))
+    assert ring.overwritten == 19
+    np.testing.assert_array_equal(ring.read_since(0)[0], ramp(19, 10))
+
+
+def test_ring_rejects_a_non_positive_capacity() -> None:
+    with pytest.raises(ValueError, match="capacity_s"):
+        RingBuffer(0)
+
+
+def test_ring_mute_zeroes_only_the_marked_interval_including_future_samples() -> None:
+    ring = ring_of(100)
+    ring.write(ramp(1, 20))  # values 1..20 at positions 0..19: none is zero
+    ring.mute(15, 25)  # 15..19 written, 20..24 not yet
+    ring.write(ramp(21, 20))
+    out, _ = ring.read_since(0)
+    assert np.all(out[15:25] == 0)
+    np.testing.assert_array_equal(out[:15], ramp(1, 15))
+    np.testing.assert_array_equal(out[25:], ramp(26, 15))
+
+
+def test_ring_concurrent_writer_never_tears_a_read() -> None:
+    """A writer thread (like the audio callback) appends ramps while this thread reads: every
+    read must be a gap-free, in-order run of positions."""
+    ring = ring_of(4096)
+    total = 400_000
+    done = threading.Event()
+
+    def writer() -> None:
+        pos = 0
+        while pos < total:
+            ring.write(ramp(pos, 160))
+            pos += 160
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    position, reads = 0, 0
+    while not (done.is_set() and position >= ring.position):
+        out, first = ring.read_since(position)
+        if out.size:
+            np.testing.assert_array_equal(out, ramp(first, out.size))
+            reads += 1
+        position = first + out.size
+    t.join()
+    assert position == total and reads > 1
+
+
+# --------------------------------------------------------------------------- CaptureCursor
+
+
+def test_cursor_includes_pre_roll_and_stops_at_the_end_position() -> None:
+    ring = ring_of(16000)
+    ring.write(ramp(0, 8000))  # 0.5 s before dictation starts
+    pre_roll = 4000
+    cursor = CaptureCursor(ring, ring.position - pre_roll)
+    ring.write(ramp(8000, 1000))
+    np.testing.assert_array_equal(cursor.read(), ramp(4000, 5000))
+    assert cursor.read().size == 0
+    ring.write(ramp(9000, 500))
+    cursor.stop()
+    ring.write(ramp(9500, 500))  # after the stop: not part of this capture
+    assert cursor.stopped and not cursor.done
+    np.testing.assert_array_equal(cursor.read(), ramp(9000, 500))
+    assert cursor.done and cursor.read().size == 0 and cursor.dropped_samples == 0
+
+
+def test_cursor_that_falls_behind_counts_dropped_samples() -> None:
+    ring = ring_of(100)
+    cursor = CaptureCursor(ring, 0)
+    ring.write(ramp(0, 40))
+    np.testing.assert_array_equal(cursor.read(), ramp(0, 40))
+    ring.write(ramp(40, 250))  # reader asleep: positions 40..189 are overwritten
+    out = cursor.read()
+    assert cursor.dropped_samples == 150
+    np.testing.assert_array_equal(out, ramp(190, 100))
+    assert cursor.position == 290
+
+
+# --------------------------------------------------------------------------- find_device
+
+DEVICES = [
+    InputDevice(0, "HDA Intel PCH: ALC257 Analog (hw:0,0)", 48000.0, 2, False, "ALSA"),
+    InputDevice(3, "USB Microphone: Audio (hw:2,0)", 44100.0, 1, False, "ALSA"),
+    InputDevice(5, "pulse", 44100.0, 32, False, "ALSA"),
+    InputDevice(6, "default", 44100.0, 32, True, "ALSA"),
+]
+
+
+def test_find_device_by_default_index_and_name() -> None:
+    assert find_device(None, DEVICES).index == 6
+    assert find_device(3, DEVICES).name.startswith("USB")
+    assert find_device("3", DEVICES).index == 3
+    assert find_device("usb microphone", DEVICES).index == 3
+    assert find_device("PULSE", DEVICES).index == 5
+
+
+def test_find_device_exact_name_beats_substring() -> None:
+    devices = [*DEVICES, InputDevice(7, "default (pulse)", 44100.0, 2, False, "ALSA")]
+    assert find_device("default", devices).index == 6
+
+
+def test_find_device_errors_list_the_available_inputs() -> None:
+    with pytest.raises(DeviceError) as err:
+        find_device("Blue Yeti", DEVICES)
+    msg = str(err.value)
+    assert "'Blue Yeti'" in msg
+    assert all(d.name in msg for d in DEVICES)
+    with pytest.raises(DeviceError, match=r"index 9.*USB Microphone"):
+        find_device(9, DEVICES)
+    with pytest.raises(DeviceError, match=r"several.*ALC257.*USB Microphone"):
+        find_device("(hw:", DEVICES)
+    with pytest.raises(DeviceError, match="no input devices found"):
+        find_device(None, [])
+
+
+# --------------------------------------------------------------------------- real device (e2e)
+
+
+class Child:
+    """This file run as a script in the harness environment: it owns the Microphone and takes
+    line commands on stdin; replies are JSON lines on stdout."""
+
+    def __init__(self, mode: str, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, mode, *args], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+        )
+
+    def reply(self, timeout: float = 20.0) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            raise AssertionError(f"microphone child gave no reply; stderr:\n{err[-3000:]}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def send(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.reply()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+@pytest.fixture
+def audio_desktop() -> Iterator[dict[str, str]]:
+    """A harness session with the virtual microphone only (no text box, tray or WM)."""
+    from harness import desktop_session
+
+    with desktop_session(E2E_WM="none", E2E_TRAY="0", E2E_NOTIFY="0", E2E_TEXTBOX="0") as env:
+        yield env
+
+
+def play_in_background(wav: Path) -> subprocess.Popen[bytes]:
+    from harness import SESSION_SCRIPT
+
+    return subprocess.Popen([str(SESSION_SCRIPT), "play", str(wav)], env=os.environ.copy())
+
+
+def read_wav(path: Path) -> np.ndarray:
+    import soundfile
+
+    audio, rate = soundfile.read(path, dtype="float32")
+    assert rate == SAMPLE_RATE and audio.ndim == 1
+    return np.asarray(audio)
+
+
+def align(rec: np.ndarray, ref: np.ndarray) -> tuple[int, float]:
+    """Offset of `ref` inside `rec` (which must contain all of it) and the normalised
+    cross-correlation there."""
+    assert rec.size >= ref.size, f"captured {rec.size} samples < reference {ref.size}"
+    c = np.correlate(rec, ref, "valid")
+    k = int(np.argmax(c))
+    return k, ncc(rec[k : k + ref.size], ref)
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def capture(child: Child, wav: Path, cue: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Play `wav`; once the child hears it, start a capture with pre-roll (and optionally play
+    a cue 0.4 s later); stop after playback; return the capture and the child's report."""
+    player = play_in_background(wav)
+    try:
+        assert child.send("wait-audio")["heard"], "no audio reached the microphone"
+        time.sleep(0.3)  # let some speech go by before the capture starts: it is pre-roll now
+        started = child.send("start")
+        if cue:
+            time.sleep(0.4)
+            started.update(child.send("cue"))
+        assert player.wait(timeout=30) == 0
+    finally:
+        if player.poll() is None:
+            player.kill()
+    time.sleep(0.3)
+    report = child.send("stop")
+    report.update(started)
+    return np.load(report["npy"]), report
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("rate", [0, 48000], ids=["device-rate", "resampled-48k"])
+def test_capture_matches_played_speech_including_pre_roll(
+    audio_desktop: dict[str, str], tmp_path: Path, rate: int
+) -> None:
+    """Real speech through PulseAudio's virtual mic: the capture holds the whole file, and the
+    part played before start_capture() (pre-roll) matches the beginning of the file. With
+    rate=48000 the stream runs at 48 kHz and soxr's streaming resampler brings it to 16 kHz."""
+    ref = read_wav(DEV_WAV)
+    child = Child("child-capture", str(tmp_path), str(rate))
+    try:
+        opened = child.reply()
+        assert opened["stream_rate"] == (rate or SAMPLE_RATE)
+        rec, report = capture(child, DEV_WAV)
+    finally:
+        child.close()
+    assert report["error"] is None and report["dropped"] == 0
+    k, score = align(rec, ref)
+    assert score > 0.9, f"capture does not match the played file (ncc={score:.3f})"
+    pre = report["pre_roll_samples"]  # samples of the capture recorded before start_capture()
+    assert 0 < pre <= int(1.5 * SAMPLE_RATE)
+    assert k < pre - SAMPLE_RATE // 10, "the file should have started before start_capture()"
+    pre_score = ncc(rec[k:pre], ref[: pre - k])
+    assert pre_score > 0.9, f"pre-roll audio does not match the file's start ({pre_score:.3f})"
+
+
+@pytest.mark.e2e
+def test_cue_is_muted_out_of_the_capture(audio_desktop: dict[str, str], tmp_path: Path) -> None:
+    """play_cue() during a capture: the muted span reads exactly zero while speech is playing
+    into the mic, and the rest of the capture still matches the file."""
+    ref = read_wav(DEV_WAV)
+    child = Child("child-capture", str(tmp_path), "0")
+    try:
+        child.reply()
+        rec, report = capture(child, DEV_WAV, cue=True)
+    finally:
+        child.close()
+    m0, m1 = report["mute_start"], report["mute_end"]
+    assert 0 < m0 < m1 <= rec.size
+    assert np.all(rec[m0:m1] == 0.0)
+    keep = np.ones(rec.size, dtype=bool)
+    keep[m0:m1] = False
+    c = np.correlate(rec, ref, "valid")
+    k = int(np.argmax(c))
+    ref_in_rec = np.zeros_like(rec)
+    ref_in_rec[k : k + ref.size] = ref
+    assert np.sqrt(np.mean(ref_in_rec[m0:m1] ** 2)) > 0.01, "speech was playing while muted"
+    assert ncc(rec[keep], ref_in_rec[keep]) > 0.9
+
+
+@pytest.mark.e2e
+def test_missing_device_error_lists_real_devices(audio_desktop: dict[str, str]) -> None:
+    child = Child("child-devices")
+    try:
+        report = child.reply()
+    finally:
+        child.close()
+    names = report["names"]
+    assert names, "PortAudio lists no input devices in the harness"
+    assert "no-such-microphone" in report["error"]
+    assert all(n in report["error"] for n in names)
+    assert report["open_error"] == report["error"]
+
+
+@pytest.mark.e2e
+def test_vanished_sound_server_is_reported(audio_desktop: dict[str, str], tmp_path: Path) -> None:
+    """Kill the session's PulseAudio (the test's own, started by the harness) under an open
+    stream: the microphone must report a DeviceError through on_error, `error` and check()."""
+    child = Child("child-capture", str(tmp_path), "0")
+    try:
+        child.reply()
+        session = Path(os.environ["E2E_SESSION_DIR"])
+        pids = [line.split() for line in (session / "pids").read_text().splitlines()]
+        pulse = [int(pid) for name, pid in pids if name == "pulseaudio"]
+        assert len(pulse) == 1
+        cmdline = Path(f"/proc/{pulse[0]}/cmdline").read_bytes()
+        assert b"pulseaudio" in cmdline
+        os.kill(pulse[0], 9)
+        report = child.send("wait-error")
+    finally:
+        child.close()
+    assert report["on_error"] and "stopped delivering audio" in report["on_error"]
+    assert report["check"] == report["on_error"]
+
+
+# --------------------------------------------------------------------------- child process
+
+
+def _child_devices() -> None:
+    from dictation.mic import Microphone, list_input_devices
+
+    names = [d.name for d in list_input_devices()]
+    error = open_error = ""
+    try:
+        find_device("no-such-microphone")
+    except DeviceError as e:
+        error = str(e)
+    try:
+        Microphone("no-such-microphone").open()
+    except DeviceError as e:
+        open_error = str(e)
+    print(json.dumps({"names": names, "error": error, "open_error": open_error}), flush=True)
+
+
+def _child_capture(out_dir: str, rate: str) -> None:
+    """Commands: wait-audio, start, cue, stop, wait-error (see the tests above)."""
+    from dictation.mic import Microphone
+
+    errors: list[str] = []
+    mic = Microphone(rate=int(rate) or None, on_error=lambda e: errors.append(str(e)))
+    mic.open()
+    assert mic.device is not None
+    print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}), flush=True)
+    cursor: CaptureCursor | None = None
+    chunks: list[np.ndarray] = []
+
+    def reply(**kw: Any) -> None:
+        print(json.dumps(kw), flush=True)
+
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "wait-audio":
+            probe = CaptureCursor(mic.ring, mic.ring.position)
+            deadline = time.monotonic() + 10
+            heard = False
+            while not heard and time.monotonic() < deadline:
+                heard = bool(np.any(probe.read() != 0))
+                time.sleep(0.01)
+            reply(heard=heard)
+        elif cmd == "start":
+            at = mic.position_samples
+            cursor = mic.start_capture(pre_roll_s=1.5)
+            reply(pre_roll_samples=at - cursor.start_position)
+        elif cmd == "cue":
+            assert cursor is not None
+            chunks.append(cursor.read())
+            m0, m1 = mic.play_cue("start")
+            reply(mute_start=m0 - cursor.start_position, mute_end=m1 - cursor.start_position)
+        elif cmd == "stop":
+            assert cursor is not None
+            mic.stop_capture()
+            while not cursor.done:
+                chunks.append(cursor.read())
+                time.sleep(0.01)
+            path = Path(out_dir) / "captured.npy"
+            np.save(path, np.concatenate(chunks))
+            reply(npy=str(path), dropped=cursor.dropped_samples, error=mic.error and str(mic.error))
+        elif cmd == "wait-error":
+            deadline = time.monotonic() + 10
+            while not errors and time.monotonic() < deadline:
+                time.sleep(0.02)
+            try:
+                mic.check()
+                check = ""
+            except DeviceError as e:
+                check = str(e)
+            reply(on_error=errors[0] if errors else "", check=check)
+        else:
+            reply(unknown=cmd)
+    mic.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "child-devices":
+        _child_devices()
+    elif sys.argv[1] == "child-capture":
+        _child_capture(sys.argv[2], sys.argv[3])
