@@ -28,8 +28,11 @@ class DecodeOptions:
     full_window: bool = True
     """Encode the audio padded to Whisper's 30 s window (as trained). False encodes only the
     audio plus ``tail_padding_s`` of silence: several times faster for short audio."""
-    tail_padding_s: float = 1.0
+    tail_padding_s: float = 5.0
     """Silence appended when ``full_window`` is False, seconds."""
+    min_window_s: float = 10.0
+    """Shortest window encoded when ``full_window`` is False, seconds (short windows make
+    Whisper loop instead of ending the text)."""
     max_prompt_tokens: int = 120
     """At most this many tokens of previous text are given as the prompt."""
     max_tokens_per_second: float = 12.0
@@ -123,7 +126,8 @@ def encode_audio(loaded: LoadedModel, audio: np.ndarray, options: DecodeOptions)
     """Encoder output (1, T, n_audio_state) of up to 30 s of 16 kHz audio."""
     n_frames = N_FRAMES
     if not options.full_window:
-        samples = len(audio) + int(options.tail_padding_s * SAMPLE_RATE)
+        samples = max(len(audio) + int(options.tail_padding_s * SAMPLE_RATE),
+                      int(options.min_window_s * SAMPLE_RATE))
         n_frames = min(N_FRAMES, 2 * ((samples // HOP_LENGTH + 1) // 2))
     mel = features_for_window(audio, loaded.model.dims.n_mels, n_frames)
     return loaded.model.encoder(mel[None])
@@ -144,7 +148,8 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
 
     initial: list[int] = []
     if prompt:
-        initial = [tok.sot_prev, *prompt[-options.max_prompt_tokens:]]
+        max_prompt = min(options.max_prompt_tokens, model.dims.n_text_ctx // 2 - 1)
+        initial = [tok.sot_prev, *prompt[-max_prompt:]]
     sot_index = len(initial)
     initial += [*tok.sot_sequence, tok.no_timestamps]
     prompt_len = len(initial)
@@ -153,7 +158,10 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     specials = [t for t in range(tok.eot + 1, model.dims.n_vocab)]
     filters: list[LogitFilter] = [SuppressTokens([*loaded.suppress_tokens, *specials])]
     if options.suppress_blank:
-        filters.append(SuppressAtBegin([*loaded.suppress_at_begin, *tok.encode(" "), tok.eot]))
+        begin = [*loaded.suppress_at_begin, *tok.encode(" "), tok.eot]
+        if prefix:  # the forced prefix may already be the whole transcript: allow ending at once
+            begin = [t for t in begin if t != tok.eot]
+        filters.append(SuppressAtBegin(begin))
     guard = RepetitionGuard()
     max_new = int(options.max_tokens_per_second * audio_s) + 8
     max_new = min(max_new, model.dims.n_text_ctx // 2 - len(prefix))
@@ -189,7 +197,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         last = step([token])[-1]
     tokens = prefix + generated
     if repetition_cut:
-        tokens = guard.cut(tokens)
+        tokens = max(guard.cut(tokens), prefix, key=len)  # never cut into the forced prefix
     text = tok.decode(tokens)
     cross = None
     if rows:

@@ -10,7 +10,8 @@ queue) and return.
 Backends: `PYSTRAY_BACKEND` when set; otherwise "appindicator" when a StatusNotifierWatcher owns
 its D-Bus name (GNOME with the AppIndicator extension, KDE), else "gtk" (XEmbed trays), else
 "xorg". gtk and appindicator need PyGObject; the xorg backend has no menu (left-click toggles
-dictation), which is logged.
+dictation), which is logged. Small fixes on top of pystray 0.19.5: the gtk backend also gets a
+hover tooltip, and the xorg backend gets working clicks and no longer re-docks on every update.
 """
 
 from __future__ import annotations
@@ -244,6 +245,21 @@ def _pystray_action(action: Callable[[], None]) -> Callable[[Any, Any], None]:
     return call
 
 
+def _set_gtk_tooltip(icon: Any, text: str) -> None:
+    """pystray's gtk backend puts the title into Gtk.StatusIcon's title, which trays do not
+    show on hover; set the status icon's tooltip as well (on the GTK main loop)."""
+    status_icon = getattr(icon, "_status_icon", None)
+    if status_icon is None:
+        return
+    glib: Any = importlib.import_module("gi.repository.GLib")
+
+    def apply() -> bool:
+        status_icon.set_tooltip_text(text)
+        return False  # run once
+
+    glib.idle_add(apply)
+
+
 def _fix_xorg_icon(icon: Any) -> None:
     """Work around two bugs of pystray 0.19's xorg backend (measured on the harness):
     * it handles ButtonPress but never selects it on its window, so clicks do nothing
@@ -327,6 +343,7 @@ class Tray:
             if icon is not None:
                 icon.icon = self.icons[st]
                 icon.title = tooltip(st, detail)
+                _set_gtk_tooltip(icon, icon.title)
         if icon is not None:
             icon.update_menu()
 
@@ -403,6 +420,7 @@ class Tray:
                            tooltip(self.state, self.detail), menu)
             self._icon = icon
         name = backend_name(icon)
+        _set_gtk_tooltip(icon, icon.title)
         if name == "xorg":
             _fix_xorg_icon(icon)
         if not icon.HAS_MENU:

@@ -102,11 +102,20 @@ def wait_for_tray_icon(pid: int | None = None, timeout: float = 10.0) -> TrayIco
 
 def menu_popups(pid: int | None = None) -> list[int]:
     """Window ids of the popup menus now shown (of process `pid` when given)."""
+    return _shown_windows("_NET_WM_WINDOW_TYPE_POPUP_MENU", pid)
+
+
+def tooltips(pid: int | None = None) -> list[int]:
+    """Window ids of the tooltips now shown (of process `pid` when given)."""
+    return _shown_windows("_NET_WM_WINDOW_TYPE_TOOLTIP", pid)
+
+
+def _shown_windows(window_type: str, pid: int | None) -> list[int]:
     from Xlib import X
 
     d = _display()
     try:
-        popup_type = d.intern_atom("_NET_WM_WINDOW_TYPE_POPUP_MENU")
+        popup_type = d.intern_atom(window_type)
         wtype = d.intern_atom("_NET_WM_WINDOW_TYPE")
         shown = []
         for win in d.screen().root.query_tree().children:
@@ -141,6 +150,19 @@ def click_tray_icon(icon: TrayIcon, button: int = 1) -> None:
     """Click the middle of the icon (1 = left: the default action, 3 = right: the menu)."""
     _xdotool("mousemove", "--window", str(icon.window), str(icon.width // 2),
              str(icon.height // 2), "click", str(button))
+
+
+def hover_tray_icon(icon: TrayIcon, timeout: float = 5.0) -> int:
+    """Rest the pointer on the icon until its tooltip shows; returns the tooltip's window."""
+    _xdotool("mousemove", "--window", str(icon.window), "1", "1")
+    _xdotool("mousemove", "--window", str(icon.window), str(icon.width // 2),
+             str(icon.height // 2))
+    deadline = time.monotonic() + timeout
+    while not (shown := tooltips(icon.pid)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no tooltip within {timeout} s of hovering the tray icon")
+        time.sleep(POLL_S)
+    return shown[0]
 
 
 def open_tray_menu(icon: TrayIcon, timeout: float = 5.0) -> None:

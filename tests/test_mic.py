@@ -369,6 +369,46 @@ def test_vanished_sound_server_is_reported(audio_desktop: dict[str, str], tmp_pa
     assert report["check"] == report["on_error"]
 
 
+@pytest.mark.e2e
+def test_reopen_switches_device_and_keeps_the_old_one_on_failure(
+    audio_desktop: dict[str, str], tmp_path: Path
+) -> None:
+    child = Child("child-capture", str(tmp_path), "0")
+    try:
+        assert child.reply()["device"] == "default"
+        assert child.send("reopen pulse") == {"device": "pulse", "error": "", "is_open": True}
+        failed = child.send("reopen no-such-microphone")
+        assert failed["device"] == "pulse" and failed["is_open"]
+        assert "no-such-microphone" in failed["error"] and "default" in failed["error"]
+        player = play_in_background(DEV_WAV)
+        try:
+            assert child.send("wait-audio")["heard"], "no audio after switching devices"
+        finally:
+            player.wait(timeout=30)
+    finally:
+        child.close()
+
+
+def test_microphone_mute_and_check_without_a_device() -> None:
+    """The parts of Microphone that need no stream: muting marks the next samples, and check()
+    on a closed microphone says what to do."""
+    from dictation.mic import Microphone
+
+    mic = Microphone(buffer_s=1.0)
+    mic.ring.write(ramp(1, 1000))
+    start, end = mic.mute_for(0.01)
+    assert (start, end) == (1000, 1160)
+    mic.ring.write(ramp(1001, 400))
+    cursor = CaptureCursor(mic.ring, 900)
+    out = cursor.read()
+    np.testing.assert_array_equal(out[:100], ramp(901, 100))
+    assert np.all(out[100:260] == 0) and np.all(out[260:] != 0)
+    with pytest.raises(DeviceError, match="not open"):
+        mic.check()
+    with pytest.raises(DeviceError, match="not open"):
+        mic.start_capture()
+
+
 # --------------------------------------------------------------------------- child process
 
 
@@ -431,6 +471,14 @@ def _child_capture(out_dir: str, rate: str) -> None:
             path = Path(out_dir) / "captured.npy"
             np.save(path, np.concatenate(chunks))
             reply(npy=str(path), dropped=cursor.dropped_samples, error=mic.error and str(mic.error))
+        elif cmd.startswith("reopen "):
+            try:
+                mic.reopen(cmd.split(" ", 1)[1])
+                error = ""
+            except DeviceError as e:
+                error = str(e)
+            assert mic.device is not None
+            reply(device=mic.device.name, error=error, is_open=mic.is_open)
         elif cmd == "wait-error":
             deadline = time.monotonic() + 10
             while not errors and time.monotonic() < deadline:

@@ -284,6 +284,7 @@ def test_gtk_tray_icon_shows_state_and_its_menu_reaches_the_app(
         DEMO_MODELS,
         click_tray_icon,
         close_tray_menu,
+        hover_tray_icon,
         menu_popups,
         open_tray_menu,
         select_tray_menu_item,
@@ -315,6 +316,9 @@ def test_gtk_tray_icon_shows_state_and_its_menu_reaches_the_app(
             assert time.monotonic() < deadline, "the icon did not turn red"
             time.sleep(0.1)
         assert colour_pixels(shot, box, STATE_COLOURS["idle"]) == 0
+
+        hover_tray_icon(icon)  # the tooltip names the state and detail
+        harness_screenshot(ARTIFACTS / "tray-tooltip.png")
 
         click_tray_icon(icon, 1)
         app.wait_event(["toggle"])
@@ -388,6 +392,9 @@ def test_xorg_fallback_shows_the_icon_and_left_click_toggles(
     app = TrayApp(tmp_path / "events.jsonl", backend="xorg")
     try:
         app.wait_event(["ready", "xorg"])
+        for state in ("listening", "finishing", "idle"):  # each used to re-dock the icon
+            app.command(f"state {state}")
+            app.wait_event(["state", state])
         icon = wait_for_tray_icon(pid=None)
         click_tray_icon(icon, 1)
         app.wait_event(["toggle"])

@@ -80,18 +80,22 @@ def read_model_bin(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
         shape = [r.u32() for _ in range(r.u8())]
         dtype_id = r.u8()
         raw = r.take(r.u32())
-        if dtype_id == _BFLOAT16:
-            arr = torch.frombuffer(bytearray(raw), dtype=torch.bfloat16).float()
-        elif dtype_id in _DTYPES:
-            arr = torch.from_numpy(np.frombuffer(raw, dtype=_DTYPES[dtype_id]).copy())
-        else:
+        if dtype_id != _BFLOAT16 and dtype_id not in _DTYPES:
             raise ModelError(f"{path}: tensor {name} has unknown dtype id {dtype_id}")
-        if arr.numel() != int(np.prod(shape)):
-            raise ModelError(f"{path} is corrupt: tensor {name} has {arr.numel()} values for "
+        itemsize = 2 if dtype_id == _BFLOAT16 else np.dtype(_DTYPES[dtype_id]).itemsize
+        if len(raw) != int(np.prod(shape)) * itemsize:
+            raise ModelError(f"{path} is corrupt: tensor {name} has {len(raw)} bytes for "
                              f"shape {shape}")
+        if dtype_id == _BFLOAT16:
+            arr = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(
+                torch.bfloat16).float()
+        else:
+            arr = torch.from_numpy(np.frombuffer(raw, dtype=_DTYPES[dtype_id]).copy())
         tensors[name] = arr.reshape(shape)
     for _ in range(r.u32() if r.pos < len(data) else 0):
         alias, target = r.string(), r.string()
+        if target not in tensors:
+            raise ModelError(f"{path} is corrupt: alias {alias} names a missing tensor {target}")
         tensors[alias] = tensors[target]
     for name in [n for n in tensors if n.endswith("_scale") and n[: -len("_scale")] in tensors]:
         weight = name[: -len("_scale")]
@@ -179,11 +183,13 @@ def load(path: Path, name: str, language: str = "en") -> LoadedModel:
         config = json.loads(config_json.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelError(f"{config_json} is not valid JSON ({exc}); re-download the model") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{config_json} is not a JSON object; re-download the model")
     spec, tensors = read_model_bin(model_bin)
     if spec != "WhisperSpec":
         raise ModelError(f"{model_bin} holds a {spec}, not a Whisper model")
     dims = _dims(tensors, model_bin)
-    heads = tuple((int(layer), int(head)) for layer, head in config.get("alignment_heads", []))
+    heads = tuple((int(layer), int(head)) for layer, head in (config.get("alignment_heads") or []))
     model = Whisper(dims, alignment_heads=heads)
     try:
         renamed = _rename(tensors, dims)
@@ -193,6 +199,6 @@ def load(path: Path, name: str, language: str = "en") -> LoadedModel:
     tokenizer = WhisperTokenizer.from_file(path / "tokenizer.json", dims.n_vocab, language)
     return LoadedModel(
         name=name, model=model, tokenizer=tokenizer,
-        suppress_tokens=tuple(int(i) for i in config.get("suppress_ids", [])),
-        suppress_at_begin=tuple(int(i) for i in config.get("suppress_ids_begin", [])),
+        suppress_tokens=tuple(int(i) for i in (config.get("suppress_ids") or [])),
+        suppress_at_begin=tuple(int(i) for i in (config.get("suppress_ids_begin") or [])),
     )
