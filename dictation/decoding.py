@@ -170,17 +170,18 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     rows: list[Tensor] = []
 
     def step(tokens: list[int]) -> Tensor:
-        logits, weights = model.decoder(torch.tensor([tokens]), cache,
-                                        want_cross_weights=options.word_timestamps)
+        """Run ``tokens``; return the hidden state of each (logits only where needed)."""
+        hidden, weights = model.decoder.hidden(torch.tensor([tokens]), cache,
+                                               want_cross_weights=options.word_timestamps)
         if weights:
             rows.append(torch.stack([weights[layer][0, head] for layer, head in heads]))
-        return logits[0]
+        return hidden[0]
 
-    logits = step(initial)
-    no_speech_prob = float(logits[sot_index].softmax(-1)[tok.no_speech])
+    first = step(initial)
+    no_speech_prob = float(model.decoder.logits(first[sot_index]).softmax(-1)[tok.no_speech])
     generated: list[int] = []
     sum_logprob = 0.0
-    last = logits[-1]
+    last = model.decoder.logits(first[-1])
     repetition_cut = False
     for _ in range(max(0, max_new)):
         for f in filters:
@@ -194,7 +195,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         if guard.looping(prefix + generated):
             repetition_cut = True
             break
-        last = step([token])[-1]
+        last = model.decoder.logits(step([token])[-1])
     tokens = prefix + generated
     if repetition_cut:
         tokens = max(guard.cut(tokens), prefix, key=len)  # never cut into the forced prefix

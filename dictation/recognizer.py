@@ -1,0 +1,47 @@
+"""Load what recognition needs once: the Whisper model and the VAD network (both shared and
+read-only), then open any number of streaming sessions on them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from dictation.catalog import resolve
+from dictation.loaders import LoadedModel, load_model
+from dictation.streaming import StreamingConfig, StreamingSession
+from dictation.vad import SileroVadNet, load_vad_net
+
+
+def default_threads() -> int:
+    """Torch threads for inference: the cores this process may use, at most 4 (the small
+    Whisper models stop scaling there)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+@dataclass(frozen=True)
+class Recognizer:
+    """A loaded model + VAD network."""
+
+    model_id: str
+    loaded: LoadedModel
+    vad: SileroVadNet
+
+    def session(self, config: StreamingConfig | None = None) -> StreamingSession:
+        return StreamingSession(self.loaded, self.vad, config)
+
+
+def load_recognizer(model_id: str, *, download: bool = True, progress: bool = True,
+                    threads: int | None = None) -> Recognizer:
+    """Resolve ``model_id`` (catalogue id or model folder), downloading it if allowed, and load
+    it with the VAD network. Raises ModelError with an actionable message on failure."""
+    torch.set_num_threads(threads or default_threads())
+    resolved = resolve(model_id, download=download, progress=progress)
+    loaded = load_model(resolved.path, resolved.format, name=resolved.id)
+    loaded.model.decoder.use_half_logits()
+    return Recognizer(model_id=resolved.id, loaded=loaded, vad=load_vad_net())

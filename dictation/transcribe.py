@@ -1,0 +1,73 @@
+"""Offline (whole-file) transcription: Whisper's own 30-s windows, exact as trained.
+
+Files up to 30 s are one window. Longer files are cut into windows of at most 30 s at their
+quietest point (lowest VAD speech probability) after ``min_window_s``; each window is decoded
+with the text before it as the prompt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dictation import SAMPLE_RATE
+from dictation.decoding import DecodeOptions, DecodeResult, decode
+from dictation.features import N_SAMPLES
+from dictation.loaders import LoadedModel
+from dictation.streaming import HALLUCINATIONS, normalise_for_guard
+from dictation.vad import FRAME_SAMPLES, SileroVadNet, VadStream
+
+OFFLINE_OPTIONS = DecodeOptions(full_window=True)
+
+
+def speech_probabilities(vad: SileroVadNet, audio: np.ndarray) -> np.ndarray:
+    """VAD speech probability of each FRAME_SAMPLES frame of ``audio`` (last partial frame
+    zero-padded)."""
+    stream = VadStream(vad)
+    n = -(-len(audio) // FRAME_SAMPLES)
+    padded = np.zeros(n * FRAME_SAMPLES, dtype=np.float32)
+    padded[: len(audio)] = audio
+    return np.array([stream.probability(padded[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+                     for i in range(n)], dtype=np.float32)
+
+
+def window_cuts(probs: np.ndarray, n_samples: int, min_window_s: float = 20.0) -> list[int]:
+    """Sample positions that cut ``n_samples`` into windows of at most 30 s, each cut at the
+    quietest frame (smoothed over 5 frames) between ``min_window_s`` and 30 s into its window."""
+    smooth = np.convolve(probs, np.ones(5) / 5, mode="same") if len(probs) else probs
+    cuts, start = [], 0
+    while n_samples - start > N_SAMPLES:
+        lo = (start + int(min_window_s * SAMPLE_RATE)) // FRAME_SAMPLES
+        hi = (start + N_SAMPLES) // FRAME_SAMPLES
+        frame = lo + int(np.argmin(smooth[lo:hi]))
+        start = frame * FRAME_SAMPLES
+        cuts.append(start)
+    return cuts
+
+
+def is_non_speech(result: DecodeResult, no_speech_threshold: float = 0.6) -> bool:
+    """Whisper's silence and hallucination guards for a whole window: high no-speech
+    probability, or a stock phrase Whisper invents, said with little confidence."""
+    if result.no_speech_prob > no_speech_threshold:
+        return True
+    if normalise_for_guard(result.text) in HALLUCINATIONS:
+        return result.no_speech_prob > 0.2 or result.avg_logprob < -0.7
+    return False
+
+
+def transcribe_audio(loaded: LoadedModel, vad: SileroVadNet, audio: np.ndarray,
+                     options: DecodeOptions = OFFLINE_OPTIONS) -> str:
+    """Text of a whole recording (16 kHz mono float32)."""
+    if len(audio) <= N_SAMPLES:
+        windows = [audio]
+    else:
+        bounds = [0, *window_cuts(speech_probabilities(vad, audio), len(audio)), len(audio)]
+        windows = [audio[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    texts: list[str] = []
+    prompt: list[int] = []
+    for window in windows:
+        result = decode(loaded, window, prompt=prompt or None, options=options)
+        if is_non_speech(result):
+            continue
+        texts.append(result.text.strip())
+        prompt += result.tokens
+    return " ".join(t for t in texts if t)
