@@ -1,13 +1,19 @@
 """Commit policy: which words of a changing hypothesis are stable enough to type.
 
-LocalAgreement-n: a word is committed once the last ``n`` hypotheses of the open segment agree on
-it and on everything before it. The newest hypothesis' last word is held back while the speaker
-is still talking (the audio may end inside it). Committed words are never retracted: the session
-forces them as the decoder prefix of every later decode of the segment.
+Every decode of the open segment transcribes it from its start (no forced prefix, so Whisper
+never has to guess where earlier text ends in the audio). The committed words are located in
+each new hypothesis (:func:`committed_end`); what follows them is its *tail*.
+
+LocalAgreement-n: the words on which the tails of the last ``n`` hypotheses agree (same
+normalised text, from the first word on) are committed. While the speaker is still talking the
+newest hypothesis' last word is held back (the audio may end inside it). Committed words are
+never retracted.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,39 +25,67 @@ class Word:
     tokens: tuple[int, ...]
     text: str
 
+    @property
+    def key(self) -> str:
+        """Case- and punctuation-free form used to compare words across hypotheses."""
+        return re.sub(r"[^\w']+", "", self.text.lower())
 
-def agreed_prefix(hypotheses: list[list[Word]]) -> int:
-    """Number of leading words on which every hypothesis agrees (same text)."""
-    if not hypotheses:
+
+def committed_end(committed: list[Word], words: list[Word]) -> int:
+    """Index in ``words`` just past the part that corresponds to the ``committed`` words.
+
+    Usually the hypothesis starts with them; otherwise the last word sequence both share is
+    anchored and the remaining committed words are assumed to map one to one."""
+    a, b = [w.key for w in committed], [w.key for w in words]
+    if b[: len(a)] == a:
+        return len(a)
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    blocks = [m for m in matcher.get_matching_blocks() if m.size and m.a < len(a)]
+    if not blocks:
+        return min(len(a), len(b))
+    last = blocks[-1]
+    return max(0, min(len(b), last.b + len(a) - last.a))
+
+
+def agreed_prefix(tails: list[list[Word]]) -> int:
+    """Number of leading words on which every tail agrees."""
+    if not tails:
         return 0
-    n = min(len(h) for h in hypotheses)
+    n = min(len(t) for t in tails)
     for i in range(n):
-        if any(h[i].text != hypotheses[0][i].text for h in hypotheses[1:]):
+        if any(t[i].key != tails[0][i].key for t in tails[1:]):
             return i
     return n
 
 
 class LocalAgreement:
-    """Tracks the hypotheses of one segment and says how many words are committed."""
+    """Tracks the hypotheses of one segment and hands out newly committed words."""
 
     def __init__(self, n: int = 2) -> None:
         if n < 1:
             raise ValueError("agreement needs at least one hypothesis")
         self.history: deque[list[Word]] = deque(maxlen=n)
-        self.committed = 0
+        self.committed: list[Word] = []
 
-    def update(self, words: list[Word], speech_ongoing: bool) -> int:
-        """Add the newest hypothesis; return how many of its leading words are now committed
-        (never fewer than before)."""
+    def tail(self, words: list[Word]) -> list[Word]:
+        """The words of a hypothesis after the committed ones."""
+        return words[committed_end(self.committed, words):]
+
+    def update(self, words: list[Word], speech_ongoing: bool) -> list[Word]:
+        """Add the newest hypothesis; return the words it commits (possibly none)."""
         self.history.append(words)
-        if len(self.history) == self.history.maxlen:
-            stable = agreed_prefix(list(self.history))
-            if speech_ongoing:
-                stable = min(stable, len(words) - 1)
-            self.committed = max(self.committed, stable)
-        return self.committed
+        if len(self.history) < (self.history.maxlen or 1):
+            return []
+        tails = [self.tail(h) for h in self.history]
+        stable = agreed_prefix(tails)
+        if speech_ongoing:
+            stable = min(stable, len(tails[-1]) - 1)
+        new = tails[-1][: max(0, stable)]
+        self.committed += new
+        return new
 
-    def commit_all(self, words: list[Word]) -> int:
-        """Segment end (or a pause): everything in the final hypothesis is committed."""
-        self.committed = max(self.committed, len(words))
-        return self.committed
+    def commit_all(self, words: list[Word]) -> list[Word]:
+        """Segment end: everything of the final hypothesis after the committed words."""
+        new = self.tail(words)
+        self.committed += new
+        return new

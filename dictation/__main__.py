@@ -1,0 +1,7 @@
+"""``python -m dictation``."""
+
+import sys
+
+from dictation.cli import main
+
+sys.exit(main())

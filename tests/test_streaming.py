@@ -1,0 +1,219 @@
+"""Streaming session, segmenter and commit policy.
+
+The session tests use the real embedded tiny.en model and real dev-set speech; the segmenter
+and commit-policy tests drive the pure state machines directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dictation import SAMPLE_RATE
+from dictation.commit import LocalAgreement, Word, agreed_prefix, committed_end
+from dictation.events import Commit, EndOfSegment, Event, Partial
+from dictation.recognizer import Recognizer, load_recognizer
+from dictation.replay import replay
+from dictation.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
+from dictation.streaming import StreamingConfig, split_words
+from dictation.vad import FRAME_SAMPLES
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+sys.path.insert(0, str(DEV.parent.parent / "scoring"))
+from score import normalize_text, score  # noqa: E402
+
+
+def wav(name: str) -> np.ndarray:
+    audio, rate = sf.read(DEV / "wav" / f"{name}.wav", dtype="float32")
+    assert rate == SAMPLE_RATE
+    return np.asarray(audio)
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return load_recognizer("tiny.en", threads=2)
+
+
+def run(recognizer: Recognizer, audio: np.ndarray, chunks: list[int]) -> list[Event]:
+    """Feed ``audio`` in chunks of the given sizes (cycled), then finish."""
+    session = recognizer.session()
+    events: list[Event] = []
+    pos, i = 0, 0
+    while pos < len(audio):
+        size = chunks[i % len(chunks)]
+        events += session.feed(audio[pos: pos + size])
+        pos, i = pos + size, i + 1
+    return events + session.finish()
+
+
+def committed(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, Commit))
+
+
+# --- the session on real speech --------------------------------------------------------------
+
+def test_jfk_streams_to_the_right_text(recognizer: Recognizer) -> None:
+    audio = wav("whisper-jfk")
+    events = list(t.event for t in replay(recognizer.session(), audio, trailing_silence_s=1.0))
+    text = committed(events)
+    ref = normalize_text("and so my fellow americans ask not what your country can do for you "
+                         "ask what you can do for your country")
+    assert score([ref], [normalize_text(text)])["wer"] <= 0.1, text
+    commits = [e for e in events if isinstance(e, Commit)]
+    # streaming: the first words are committed long before the end of the audio
+    assert commits[0].audio_time_s < len(audio) / SAMPLE_RATE - 3.0
+    assert any(isinstance(e, Partial) for e in events)
+    assert isinstance(events[-1], EndOfSegment)
+    assert not text.startswith(" ") and "  " not in text
+
+
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=1, max_value=12_000), min_size=1, max_size=6))
+def test_commits_do_not_depend_on_chunking(recognizer: Recognizer, chunks: list[int]) -> None:
+    """Chunk sizes from 1 sample to 0.75 s give exactly the same events as 0.1 s chunks."""
+    audio = wav("sb-spk1-snt1")
+    reference = run(recognizer, audio, [1600])
+    assert run(recognizer, audio, chunks) == reference
+
+
+def test_commits_are_append_only_and_partials_extend_them(recognizer: Recognizer) -> None:
+    """A commit is never retracted: every partial of a segment starts with what that segment
+    committed before it, and the end-of-segment text equals the segment's commits."""
+    audio = np.concatenate([wav("ljspeech-lj001-0002"), np.zeros(SAMPLE_RATE, np.float32),
+                            wav("sb-spk2-snt5")])
+    events = run(recognizer, audio, [2000])
+    by_segment: dict[int, str] = {}
+    for event in events:
+        so_far = by_segment.get(event.segment, "")
+        if isinstance(event, Commit):
+            by_segment[event.segment] = so_far + event.text
+        elif isinstance(event, Partial):
+            assert normalize_text(event.text).startswith(normalize_text(so_far))
+        else:
+            assert event.text == so_far.strip()
+    assert len(by_segment) >= 2
+    # the second segment's text is separated from the first by exactly one space
+    text = committed(events)
+    assert "  " not in text and text == text.strip()
+
+
+def test_silence_and_noise_type_nothing(recognizer: Recognizer) -> None:
+    rng = np.random.default_rng(0)
+    silence = np.zeros(3 * SAMPLE_RATE, np.float32)
+    noise = (0.05 * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32)
+    for audio in (silence, noise):
+        assert committed(run(recognizer, audio, [1600])) == ""
+
+
+def test_pre_roll_keeps_a_word_that_starts_before_speech_is_detected(
+        recognizer: Recognizer) -> None:
+    """The first word survives even when the stream starts right at it (no leading silence)."""
+    audio = wav("sb-spk1-snt1")
+    first = int(np.argmax(np.abs(audio) > 0.02))
+    text = committed(run(recognizer, audio[max(0, first - 800):], [1600]))
+    assert normalize_text(text).split()[0] == "the", text
+
+
+def test_no_runaway_repetition(recognizer: Recognizer) -> None:
+    audio = wav("moonshine-beckett")
+    words = normalize_text(committed(run(recognizer, audio, [1600]))).split()
+    ref = normalize_text("ever tried ever failed no matter try again fail again fail better")
+    assert len(words) <= len(ref.split()) + 3
+
+
+# --- segmenter -------------------------------------------------------------------------------
+
+def push_all(seg: Segmenter, probs: list[float]) -> list[SegmentStart | SegmentEnd]:
+    out: list[SegmentStart | SegmentEnd] = []
+    for i, p in enumerate(probs):
+        out += seg.push(p, (i + 1) * FRAME_SAMPLES, FRAME_SAMPLES)
+    return out
+
+
+def test_segmenter_opens_with_pre_roll_and_closes_after_silence() -> None:
+    cfg = SegmenterConfig(endpoint_silence_s=0.32, pre_roll_s=0.064, post_roll_s=0.0)
+    frames = [0.0] * 10 + [0.9] * 20 + [0.1] * 20
+    boundaries = push_all(Segmenter(cfg), frames)
+    assert boundaries[0] == SegmentStart(10 * FRAME_SAMPLES - 2 * FRAME_SAMPLES)
+    end = boundaries[1]
+    assert isinstance(end, SegmentEnd) and not end.forced
+    assert end.speech_end == 30 * FRAME_SAMPLES
+    assert len(boundaries) == 2
+
+
+def test_segmenter_hysteresis_keeps_a_dip_inside_the_segment() -> None:
+    cfg = SegmenterConfig(threshold=0.5, release=0.35, endpoint_silence_s=0.2)
+    frames = [0.9] * 10 + [0.4] * 10 + [0.9] * 10  # 0.4 is below threshold but above release
+    assert len(push_all(Segmenter(cfg), frames)) == 1
+
+
+def test_segmenter_cuts_long_speech_at_the_quietest_frame() -> None:
+    cfg = SegmenterConfig(max_segment_s=2.0, cut_search_s=1.0)
+    frames = [0.9] * 200
+    frames[50] = 0.6  # the quietest frame inside the last second before 2 s
+    boundaries = push_all(Segmenter(cfg), frames)
+    cut = boundaries[1]
+    assert isinstance(cut, SegmentEnd) and cut.forced and cut.end == 51 * FRAME_SAMPLES
+    assert boundaries[2] == SegmentStart(51 * FRAME_SAMPLES)
+
+
+def test_segmenter_flush_closes_an_open_segment() -> None:
+    seg = Segmenter()
+    push_all(seg, [0.9] * 5)
+    assert seg.flush(5 * FRAME_SAMPLES) == [SegmentEnd(5 * FRAME_SAMPLES, False,
+                                                       5 * FRAME_SAMPLES)]
+    assert seg.flush(6 * FRAME_SAMPLES) == []
+
+
+# --- commit policy ---------------------------------------------------------------------------
+
+def words(text: str) -> list[Word]:
+    return [Word((i,), " " + w) for i, w in enumerate(text.split())]
+
+
+def test_local_agreement_commits_what_two_hypotheses_share() -> None:
+    policy = LocalAgreement(2)
+    assert policy.update(words("the cat"), speech_ongoing=True) == []
+    new = policy.update(words("the cat sat"), speech_ongoing=True)
+    assert [w.text for w in new] == [" the", " cat"]
+    # the last word is held back while speech goes on, even when both agree on it
+    assert policy.update(words("the cat sat on"), speech_ongoing=True)[0].text == " sat"
+    # in a pause everything agreed is committed
+    assert [w.text for w in policy.update(words("the cat sat on"), False)] == [" on"]
+
+
+def test_local_agreement_never_retracts_and_skips_changed_committed_words() -> None:
+    policy = LocalAgreement(2)
+    policy.update(words("wood cutters of the"), False)
+    policy.update(words("wood cutters of the"), False)
+    assert [w.key for w in policy.committed] == ["wood", "cutters", "of", "the"]
+    # the decoder now merges two committed words: the tail starts after "the" all the same
+    hyp = words("woodcutters of the netherlands")
+    assert [w.key for w in policy.tail(hyp)] == ["netherlands"]
+    assert [w.key for w in policy.commit_all(hyp)] == ["netherlands"]
+
+
+def test_committed_end_and_agreed_prefix() -> None:
+    assert committed_end(words("a b"), words("a b c")) == 2
+    assert committed_end(words("a b c"), words("x b c d")) == 3
+    assert committed_end([], words("a")) == 0
+    assert agreed_prefix([words("a b c"), words("a B. c")]) == 3
+    assert agreed_prefix([words("a b"), words("a c")]) == 1
+
+
+def test_split_words_joins_punctuation_and_subwords() -> None:
+    pieces = {1: " Hello", 2: ",", 3: " wor", 4: "ld", 5: "."}
+    out = split_words([1, 2, 3, 4, 5], pieces.__getitem__)
+    assert [w.text for w in out] == [" Hello,", " world."]
+
+
+def test_streaming_config_defaults_are_sane() -> None:
+    cfg = StreamingConfig()
+    assert cfg.agreement >= 2 and 0 < cfg.decode_interval_s < cfg.segmenter.endpoint_silence_s * 4
