@@ -18,7 +18,8 @@ HARNESS := $(SHARED)/harness
 BENCH_SET ?= $(SHARED)/data/dev
 PYTEST_ARGS ?=
 # Debian packages: PortAudio (sounddevice), libsndfile (soundfile), X test tools.
-DEB_PACKAGES := libportaudio2 libsndfile1 xvfb xdotool
+DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip libgirepository1.0-dev libcairo2-dev \
+	pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
 
 .PHONY: help run test lint typecheck pytest bench system-deps install install-test clean
 
@@ -34,19 +35,19 @@ $(BIN)/python:
 # Stamps: reinstall only when the dependency lists change.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e .
+	$(PIP) install -c $(CONSTRAINTS) -e '.[gtk]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-run: install
+run: system-deps install
 	$(BIN)/dictation
 
 # As root (CI, a fresh Debian 12 machine): apt-get what is missing. The desktop harness

@@ -7,13 +7,12 @@ benchmark control "now" exactly: every decode sees only the audio fed so far.
 Per fed chunk:
 1. VAD (Silero, 32 ms frames) -> :class:`~dictation.segmenter.Segmenter` boundaries. Segments
    end at pauses (``endpoint_silence_s``) or at ``max_segment_s``.
-2. The open segment is re-decoded from its start every ``decode_interval_s`` of new audio while
-   speech goes on (and until its hypothesis settles after a pause), with the text of earlier
-   segments as the prompt; :class:`~dictation.commit.LocalAgreement` turns agreeing hypotheses
-   into commits.
+2. The open segment is re-decoded every ``decode_interval_s`` of new speech, its committed
+   words forced as the decoder prefix and the text of earlier segments as the prompt;
+   :class:`~dictation.commit.LocalAgreement` turns agreeing hypotheses into commits.
 3. A closed segment's last hypothesis (or, if speech came after it, one more decode) is
    committed whole. Guards drop what is not speech: Whisper's no-speech rule, stock phrases it
-   invents from noise, and copies of the prompt.
+   invents from noise, copies of the prompt and repetitions of the committed words.
 """
 
 from __future__ import annotations
@@ -49,6 +48,10 @@ class StreamingConfig:
     decode: DecodeOptions = field(default_factory=lambda: DecodeOptions(full_window=False))
     decode_interval_s: float = 0.3
     """Re-decode the open segment after this much new audio, seconds."""
+    catch_up_s: float = 1.0
+    """When more than this much fed audio is still unprocessed (the recognizer fell behind),
+    intermediate decodes are skipped until it catches up, seconds. Below it the events do not
+    depend on how the audio is chunked."""
     agreement: int = 2
     """Hypotheses that must agree on a word before it is committed (LocalAgreement-n)."""
     settle_silence_s: float = 0.2
@@ -66,6 +69,18 @@ class StreamingConfig:
 
 def normalise_for_guard(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def is_repeat(committed: list[Word], continuation: list[Word]) -> bool:
+    """True when ``continuation`` starts by repeating the committed words: the sentence restarts
+    (its first word is the segment's first word) or at least two words recur in order."""
+    if not committed or not continuation:
+        return False
+    done, new = [w.key for w in committed], [w.key for w in continuation]
+    if new[0] == done[0]:
+        return True
+    run = min(len(new), 3)
+    return run >= 2 and any(done[i: i + run] == new[:run] for i in range(len(done) - run + 1))
 
 
 def split_words(tokens: list[int], token_text: Callable[[int], str]) -> list[Word]:
@@ -90,8 +105,6 @@ class _OpenSegment:
     """Latest hypothesis."""
     last_decode_end: int = 0
     speech_samples: int = 0
-    decodes_since_speech: int = 0
-    """Decodes of this segment that heard no new speech (a pause)."""
 
     @property
     def committed(self) -> list[Word]:
@@ -187,15 +200,14 @@ class StreamingSession:
     def _maybe_decode(self, segment: _OpenSegment) -> list[Event]:
         c = self.config
         due = self.vad_position - segment.last_decode_end >= c.decode_interval_s * SAMPLE_RATE
+        # re-decoding a pause with everything forced as the prefix only invites repetitions
         heard_more = self.segmenter.last_speech_end > segment.last_decode_end
-        # in a pause, decode until the hypothesis is committed (at most `agreement` times)
-        settling = (len(segment.words) > len(segment.committed)
-                    and segment.decodes_since_speech < c.agreement)
-        if not (due and (heard_more or settling)):
+        if not (due and heard_more):
+            return []
+        if self.position - self.vad_position >= c.catch_up_s * SAMPLE_RATE:
             return []
         if segment.speech_samples < c.min_speech_s * SAMPLE_RATE:
             return []
-        segment.decodes_since_speech = 0 if heard_more else segment.decodes_since_speech + 1
         result = self._decode(segment, self.vad_position)
         if self._is_non_speech(result, segment):
             return []
@@ -210,35 +222,51 @@ class StreamingSession:
             return []
         events: list[Event] = []
         if segment.speech_samples >= self.config.min_speech_s * SAMPLE_RATE:
-            words = segment.words
-            if not words or segment.last_decode_end < boundary.speech_end:
-                result = self._decode(segment, boundary.end)
-                words = ([] if self._is_non_speech(result, segment)
-                         else split_words(result.tokens, self._token_text))
-            events += self._commit(segment, segment.policy.commit_all(words))
+            events += self._commit(segment, segment.policy.commit_all(
+                self._final_words(segment, boundary)))
         text = "".join(w.text for w in segment.committed).strip()
         self.history += [t for w in segment.committed for t in w.tokens]
         self.last_partial = ""
         events.append(EndOfSegment(text=text, audio_time_s=self.time_s, segment=segment.index))
         return events
 
+    def _final_words(self, segment: _OpenSegment, boundary: SegmentEnd) -> list[Word]:
+        """The segment's final hypothesis: the latest one when no speech came after it;
+        otherwise one more decode, keeping its continuation of the committed words only if it
+        is neither a repetition of them nor a stock hallucination."""
+        if segment.words and segment.last_decode_end >= boundary.speech_end:
+            return segment.words
+        result = self._decode(segment, boundary.end)
+        if self._is_non_speech(result, segment):
+            return []
+        words = split_words(result.tokens, self._token_text)
+        continuation = words[len(segment.committed):]
+        if segment.committed and (
+                is_repeat(segment.committed, continuation)
+                or normalise_for_guard("".join(w.text for w in continuation)) in HALLUCINATIONS):
+            return segment.committed
+        return words
+
     # -- decoding and guards ----------------------------------------------------------------
     def _decode(self, segment: _OpenSegment, end: int) -> DecodeResult:
-        """Decode the segment's audio up to ``end``. If the result copies the prompt (a known
-        failure of prompting Whisper), decode again without it."""
+        """Decode the segment's audio up to ``end`` with its committed words forced as the
+        prefix. If the continuation copies the prompt (a known failure of prompting Whisper),
+        decode again without the prompt."""
         audio = self._slice(segment.start, end)
+        prefix = [t for w in segment.committed for t in w.tokens]
         started = time.perf_counter()
         prompt = self.history if self.config.condition_on_previous else []
-        result = decode(self.loaded, audio, prompt=prompt, options=self.config.decode)
-        if prompt and self._copies_history(result):
-            result = decode(self.loaded, audio, options=self.config.decode)
+        result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
+                        options=self.config.decode)
+        if prompt and self._copies_history(result.tokens[len(prefix):]):
+            result = decode(self.loaded, audio, prefix=prefix, options=self.config.decode)
         self.decode_seconds += time.perf_counter() - started
         segment.last_decode_end = end
         return result
 
-    def _copies_history(self, result: DecodeResult) -> bool:
-        """True when three consecutive words of the result also occur in the prompt."""
-        new = normalise_for_guard(result.text).split()
+    def _copies_history(self, tokens: list[int]) -> bool:
+        """True when three consecutive words of ``tokens`` also occur in the prompt."""
+        new = normalise_for_guard(self.loaded.tokenizer.decode(tokens)).split()
         old = normalise_for_guard(self.loaded.tokenizer.decode(self.history[-120:])).split()
         runs = {tuple(old[j: j + 3]) for j in range(len(old) - 2)}
         return any(tuple(new[i: i + 3]) in runs for i in range(len(new) - 2))
