@@ -94,6 +94,9 @@ class DoubleTapDetector:
         """Whether dictation is running (set by the app via :meth:`set_active`)."""
         self.muted = False
         """While True every event is treated as the app's own (see :meth:`mute_until`)."""
+        self.mute_hotkey = True
+        """Whether muting covers the hotkey itself. The app sets it False when its typing never
+        presses the hotkey, so a user's tap while text is being typed still counts."""
         self._muted_until = float("-inf")
         self._down_since: float | None = None  # hotkey down since (press time), None when up
         self._clean = False  # the current press can still be a tap
@@ -137,7 +140,7 @@ class DoubleTapDetector:
             self._clean = False
             return action
         self._down_since = t
-        self._clean = not muted
+        self._clean = not (muted and self.mute_hotkey)
         return action
 
     def release(self, key: str, t: float) -> Action | None:
@@ -155,7 +158,7 @@ class DoubleTapDetector:
             return action
         pressed, self._down_since = self._down_since, None
         self._last_release = t
-        if self._clean and not muted and t - pressed <= self.max_tap_s:
+        if self._clean and not (muted and self.mute_hotkey) and t - pressed <= self.max_tap_s:
             self._unconfirmed = (pressed, t)
         else:  # a hold or a combination breaks any gesture in progress
             self._first_tap_release = None

@@ -83,6 +83,20 @@ def is_repeat(committed: list[Word], continuation: list[Word]) -> bool:
     return run >= 2 and any(done[i: i + run] == new[:run] for i in range(len(done) - run + 1))
 
 
+def trim_restart(committed: list[Word], words: list[Word]) -> list[Word]:
+    """Cut a hypothesis where, after the committed words, it starts the segment over (repeats
+    the segment's first 3-4 words): Whisper looping back over audio it has already
+    transcribed, e.g. "And so my fellow Americans. And so my fellow Americans."."""
+    k = min(4, len(committed))
+    if k < 3:
+        return words
+    head = [w.key for w in committed[:k]]
+    for i in range(len(committed), len(words) - k + 1):
+        if [w.key for w in words[i: i + k]] == head:
+            return words[:i]
+    return words
+
+
 def split_words(tokens: list[int], token_text: Callable[[int], str]) -> list[Word]:
     """Group tokens into words: a token whose text starts with a space begins a new word."""
     words: list[tuple[list[int], str]] = []
@@ -211,7 +225,8 @@ class StreamingSession:
         result = self._decode(segment, self.vad_position)
         if self._is_non_speech(result, segment):
             return []
-        segment.words = split_words(result.tokens, self._token_text)
+        segment.words = trim_restart(segment.committed,
+                                     split_words(result.tokens, self._token_text))
         ongoing = self.segmenter.silence_samples < c.settle_silence_s * SAMPLE_RATE
         new = segment.policy.update(segment.words, speech_ongoing=ongoing)
         return self._commit(segment, new) + self._partial(segment)
@@ -239,7 +254,7 @@ class StreamingSession:
         result = self._decode(segment, boundary.end)
         if self._is_non_speech(result, segment):
             return []
-        words = split_words(result.tokens, self._token_text)
+        words = trim_restart(segment.committed, split_words(result.tokens, self._token_text))
         continuation = words[len(segment.committed):]
         if segment.committed and (
                 is_repeat(segment.committed, continuation)

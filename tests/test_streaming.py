@@ -21,7 +21,7 @@ from dictation.events import Commit, EndOfSegment, Event, Partial
 from dictation.recognizer import Recognizer, load_recognizer
 from dictation.replay import replay
 from dictation.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
-from dictation.streaming import StreamingConfig, split_words
+from dictation.streaming import StreamingConfig, split_words, trim_restart
 from dictation.vad import FRAME_SAMPLES
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
@@ -126,6 +126,34 @@ def test_no_runaway_repetition(recognizer: Recognizer) -> None:
     words = normalize_text(committed(run(recognizer, audio, [1600]))).split()
     ref = normalize_text("ever tried ever failed no matter try again fail again fail better")
     assert len(words) <= len(ref.split()) + 3
+
+
+@pytest.mark.parametrize("case", ["repeat", "drop"])
+def test_live_chunkings_that_once_repeated_or_dropped_a_phrase(
+        recognizer: Recognizer, case: str) -> None:
+    """Chunk sizes recorded from the live app (tests/data) once made the session commit
+    "Americans. And so my fellow Americans." or never commit "your country can do for you"."""
+    import json
+
+    rec = json.loads((Path(__file__).parent / "data" / f"jfk_live_chunks_{case}.json").read_text())
+    audio = np.concatenate([np.zeros(rec["lead_silence_samples"], np.float32), wav("whisper-jfk"),
+                            np.zeros(rec["trailing_silence_samples"], np.float32)])
+    text = normalize_text(committed(run(recognizer, audio, rec["chunks"])))
+    assert text.count("fellow") == 1, text
+    ref = normalize_text("and so my fellow americans ask not what your country can do for you "
+                         "ask what you can do for your country")
+    result = score([ref], [text])
+    assert result["del"] <= 1 and result["ins"] <= 1 and result["wer"] <= 0.2, (text, result)
+
+
+def test_trim_restart_cuts_a_hypothesis_that_starts_the_segment_over() -> None:
+    done = words("and so my fellow")
+    hyp = words("and so my fellow americans and so my fellow americans")
+    assert [w.key for w in trim_restart(done, hyp)] == ["and", "so", "my", "fellow", "americans"]
+    # a legitimate repetition that differs within the first four words is kept
+    done = words("it was the best")
+    hyp = words("it was the best of times it was the worst")
+    assert trim_restart(done, hyp) == hyp
 
 
 # --- segmenter -------------------------------------------------------------------------------

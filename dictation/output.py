@@ -1,0 +1,270 @@
+"""The typing pipeline: committed text -> replacements -> the window dictation started in.
+
+One :class:`OutputPipeline` serves one dictation at a time (:meth:`~OutputPipeline.begin`,
+:meth:`~OutputPipeline.handle` for each recognizer event, :meth:`~OutputPipeline.end`):
+
+* Commits pass through the replacement rules (:mod:`dictation.replacements`, NFC) and are typed
+  as they arrive; partial hypotheses are never typed.
+* Terminals (the target window's class is one of ``terminal_classes``) get each segment as one
+  phrase at its end: pasted with Ctrl+Shift+V (``terminal_mode = "paste"``) or typed
+  (``"type"``); never Ctrl+V.
+* The window focused at :meth:`~OutputPipeline.begin` is the target. Before each delivery the
+  focus is checked; once it moved away (or the injector failed), nothing more is typed in this
+  dictation: the text is held, put on the clipboard so the user can paste it, and the user is
+  notified once.
+* Every segment goes to the transcript journal, typed or held.
+* Typing runs inside ``muted()`` so the hotkey ignores the app's own keystrokes, word by word,
+  each word only once the user holds no modifier (a Ctrl tap to stop while text is typed would
+  otherwise turn letters into Ctrl shortcuts in the target window).
+
+No threads: the app's worker calls it. Injector, focus source, clipboard, journal and
+notifications are passed in, so tests use fakes for each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dictation.config import TERMINAL_CLASSES
+from dictation.errors import DictationError, InjectionError
+from dictation.events import Commit, EndOfSegment, Event, Partial
+from dictation.focus import FocusLatch, WindowInfo, focused_window, is_terminal
+from dictation.replacements import ReplacementRules, ReplacementStream
+
+log = logging.getLogger(__name__)
+
+_PIECES = re.compile(r"\s*\S+|\s+")
+"""Words with the whitespace before them (and trailing whitespace): what is typed at a time."""
+
+NOTIFY_TITLE = "Dictation"
+
+
+class Typist(Protocol):
+    """What types text: :class:`dictation.inject.Injector` or a test fake."""
+
+    def type_text(self, text: str, terminal: bool = False) -> None: ...
+
+
+class Journal(Protocol):
+    """What records segments: :class:`dictation.journal.TranscriptJournal` or a test fake."""
+
+    def append(self, text: str, *, window_class: str | None, typed: bool) -> Any: ...
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """The ``[typing]`` and ``[[replacements]]`` parts of the config the pipeline needs."""
+
+    terminal_classes: tuple[str, ...] = TERMINAL_CLASSES
+    terminal_mode: str = "paste"
+    """"paste" (clipboard + Ctrl+Shift+V) or "type"."""
+    rules: ReplacementRules = field(default_factory=ReplacementRules)
+
+
+def _copy_to_clipboard(text: str) -> None:
+    from dictation.inject.clipboard import copy_to_clipboard
+
+    copy_to_clipboard(text)
+
+
+def _no_event(event: str, **fields: Any) -> None:
+    return None
+
+
+def _no_wait() -> None:
+    return None
+
+
+class OutputPipeline:
+    """Delivers one dictation's committed text (see the module docstring).
+
+    ``injector`` types (None: no typing back-end works here, so everything is held);
+    ``paster`` pastes into terminals (None: type into them with ``injector``); ``focus``
+    returns the focused window; ``copy`` puts text on the clipboard; ``notify(title, body)``
+    tells the user; ``muted()`` mutes the hotkey while typing; ``log_event(name, **fields)``
+    records timing events (:mod:`dictation.eventlog`); ``wait_keys()`` returns once the user
+    holds no modifier key (:class:`dictation.keystate.ModifierWatch`), so typed letters never
+    become shortcuts.
+    """
+
+    def __init__(
+        self,
+        injector: Typist | None,
+        settings: OutputSettings | None = None,
+        *,
+        paster: Typist | None = None,
+        journal: Journal | None = None,
+        notify: Callable[[str, str], None] | None = None,
+        copy: Callable[[str], None] = _copy_to_clipboard,
+        focus: Callable[[], WindowInfo | None] = focused_window,
+        muted: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+        log_event: Callable[..., None] = _no_event,
+        wait_keys: Callable[[], object] = _no_wait,
+    ) -> None:
+        self.injector = injector
+        self.settings = settings or OutputSettings()
+        self.paster = paster
+        self.journal = journal
+        self._notify = notify or (lambda title, body: log.warning("%s: %s", title, body))
+        self._copy = copy
+        self._focus = focus
+        self._muted = muted
+        self._log_event = log_event
+        self._wait_keys = wait_keys
+        self.last_text: str | None = None
+        """The newest segment's text (typed or held), for "Copy last transcript"."""
+        self.held = ""
+        """Text of this dictation that was not typed (it is on the clipboard)."""
+        self.active = False
+        self._latch: FocusLatch | None = None
+        self._terminal = False
+        self._stream = ReplacementStream(self.settings.rules)
+        self._segment = ""  # this segment's output text so far
+        self._pending = ""  # terminal: the segment's text, delivered at its end
+        self._segment_typed = True
+        self._stopped_typing = False
+        self._typed_any = False
+        self._last_window: int | None = None  # window the previous dictation typed into
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @property
+    def target(self) -> WindowInfo | None:
+        """The window this dictation types into (None: unknown, e.g. on Wayland)."""
+        return self._latch.target if self._latch is not None else None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the target is a terminal (whole segments, pasted or typed)."""
+        return self._terminal
+
+    def begin(self) -> None:
+        """Start a dictation: remember the focused window as the target."""
+        self._latch = FocusLatch(self._focus)
+        target = self._latch.target
+        self._terminal = target is not None and is_terminal(
+            target.wm_class, self.settings.terminal_classes)
+        self._stream = ReplacementStream(self.settings.rules)
+        self._segment = self._pending = self.held = ""
+        self._segment_typed = True
+        self._stopped_typing = False
+        # a second dictation into the same window continues the text after a space
+        self._typed_any = target is not None and target.id == self._last_window
+        self.active = True
+
+    def handle(self, event: Event) -> None:
+        """Deliver what ``event`` makes final (Partial: nothing)."""
+        if not self.active:
+            raise RuntimeError("OutputPipeline.handle() outside begin()/end()")
+        if isinstance(event, Partial):
+            return
+        if isinstance(event, Commit):
+            out = self._stream.push(event.text)
+            self._log_event("commit", text=event.text, out=out, segment=event.segment,
+                            audio_time_s=round(event.audio_time_s, 3),
+                            typed=not self._stopped_typing)
+            self._add(out, segment_end=False)
+        elif isinstance(event, EndOfSegment):
+            self._add(self._stream.flush(), segment_end=True)
+            self._close_segment()
+
+    def end(self) -> None:
+        """The dictation is over: deliver and journal whatever is still open."""
+        if not self.active:
+            return
+        if self._segment or self._stream.held:
+            self._add(self._stream.flush(), segment_end=True)
+            self._close_segment()
+        target = self.target
+        if target is not None and self._typed_any and not self._stopped_typing:
+            self._last_window = target.id
+        else:
+            self._last_window = None
+        self.active = False
+
+    # --- internals ------------------------------------------------------------------------
+    def _add(self, out: str, segment_end: bool) -> None:
+        if not self._segment and not self._typed_any and out[:1].isspace():
+            out = out.lstrip()  # nothing typed before it: no leading space
+        elif not self._segment and self._typed_any and out and not out[:1].isspace():
+            out = " " + out  # continue the text typed by the previous segment
+        self._segment += out
+        if self._terminal:
+            self._pending += out
+            if segment_end:
+                text, self._pending = self._pending, ""
+                self._deliver(text)
+        else:
+            self._deliver(out)
+
+    def _close_segment(self) -> None:
+        text = self._segment.strip()
+        if text:
+            self.last_text = text
+            self._journal(text, self._segment_typed)
+        self._segment = ""
+        self._segment_typed = True
+
+    def _deliver(self, text: str) -> None:
+        if not text:
+            return
+        if self._stopped_typing:
+            self._hold(text, None)
+            return
+        if self._latch is not None and not self._latch.check():
+            now = self._latch.current
+            where = f"“{now.title or now.wm_class}”" if now is not None else "no window"
+            self._hold(text, f"The focus moved to {where}, so dictation stopped typing.")
+            return
+        if self.injector is None:
+            self._hold(text, "No typing method works in this session.")
+            return
+        if self._terminal and self.settings.terminal_mode == "paste" and self.paster:
+            typist, pieces = self.paster, [text]  # one paste per phrase
+        else:  # word by word, so a modifier the user presses meanwhile delays the next word
+            typist, pieces = self.injector, _PIECES.findall(text)
+        done = 0
+        try:
+            with self._muted():
+                for piece in pieces:
+                    self._wait_keys()
+                    typist.type_text(piece, terminal=self._terminal)
+                    done += len(piece)
+        except InjectionError as exc:
+            self._hold(text[done:], f"Typing failed: {exc}.")
+            text = text[:done]
+        if text:
+            self._typed_any = True
+            self._log_event("typed", text=text)
+
+    def _hold(self, text: str, why: str | None) -> None:
+        """Keep ``text`` instead of typing it; the first time, say why."""
+        self.held += text
+        self._segment_typed = False
+        self._log_event("held", text=text)
+        first = not self._stopped_typing
+        self._stopped_typing = True
+        try:
+            self._copy(self.held.strip())
+            where = "It is on the clipboard (paste it where you want it) and in the journal."
+        except DictationError as exc:
+            log.warning("could not copy the held text to the clipboard: %s", exc)
+            where = f"It could not be put on the clipboard ({exc}); it is in the journal."
+        if first:
+            self._notify(NOTIFY_TITLE, f"{why or 'Text was not typed.'} {where}")
+
+    def _journal(self, text: str, typed: bool) -> None:
+        if self.journal is None:
+            return
+        target = self.target
+        try:
+            self.journal.append(text, window_class=target.wm_class if target else None,
+                                typed=typed)
+        except DictationError as exc:
+            log.error("%s", exc)
+            self._notify(NOTIFY_TITLE, str(exc))

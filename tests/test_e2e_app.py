@@ -1,0 +1,473 @@
+"""The real app end to end on the harness desktop (marker ``e2e``): ``python -m dictation app``
+with its tray in trayer, the virtual microphone, real key events (xdotool keycodes) and the
+focused Tk text box. One app process serves the tests of this module, in file order.
+
+Timing comes from the app's event log (``DICTATION_EVENT_LOG``); the tests wait for events
+rather than sleeping for fixed times.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from harness import (
+    desktop_session,
+    harness_clear,
+    harness_focus,
+    harness_play,
+    harness_screenshot,
+    harness_text,
+    xdotool,
+)
+
+from dictation.eventlog import read_events
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+JFK = SHARED / "data" / "dev" / "wav" / "whisper-jfk.wav"
+ARTIFACTS = REPO / "tests" / "artifacts"
+HOTKEY = "105"  # Right Ctrl's keycode (key names would press Control_L too)
+READY_TIMEOUT_S = 60.0
+WER_TOLERANCE = 0.10
+"""How much worse than `dictation transcribe --stream` of the same file the live app may be
+(0.10 = about two words of the 22 in the JFK clip): the live stream is cut into other chunks
+than the simulated one, so decodes differ a little."""
+REPLACEMENT = ("fellow", "féllow ✓")
+
+
+@dataclass
+class RunningApp:
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    home: Path
+    events_path: Path
+    stderr_path: Path
+    journal: Path
+    reference: str
+    """`dictation transcribe --stream` of the JFK clip."""
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_events(self.events_path)
+
+    def wait_event(self, name: str, after: int, timeout: float = 15.0,
+                   where: Callable[[dict[str, Any]], bool] = lambda e: True) -> dict[str, Any]:
+        """The first event ``name`` (matching ``where``) among events[after:]."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events()[after:]:
+                if event["event"] == name and where(event):
+                    return event
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the app exited ({self.proc.returncode}):\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {name!r} event within {timeout} s; events: "
+                                     f"{self.events()[after:]}\n{self.log()}")
+            time.sleep(0.05)
+
+    def control(self, command: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "dictation", command], env=self.env,
+                             capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    def log(self) -> str:
+        return self.stderr_path.read_text(errors="replace")[-4000:]
+
+
+def wer(text: str, reference: str) -> float:
+    """Word error rate of ``text`` against the dev set's JFK transcript (the project scorer)."""
+    spec = importlib.util.spec_from_file_location("shared_score", SHARED / "scoring" / "score.py")
+    assert spec is not None and spec.loader is not None
+    scorer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scorer)
+    ref = scorer.normalize_text(reference)
+    return float(scorer.score([ref], [scorer.normalize_text(text)])["wer"])
+
+
+def plain_words(text: str) -> str:
+    """``text`` as lower-case words without punctuation, one space apart."""
+    return " ".join(w for w in (re.sub(r"[^a-z0-9']", "", w.lower()) for w in text.split())
+                    if w)
+
+
+def jfk_transcript() -> str:
+    for line in (SHARED / "data" / "dev" / "transcripts.tsv").read_text().splitlines():
+        fields = line.split("\t")
+        if fields[0] == "whisper-jfk":
+            return fields[3]
+    raise AssertionError("whisper-jfk is not in the dev set")
+
+
+def stable_text(settle_s: float = 0.4, timeout: float = 10.0) -> str:
+    """The text box once it stopped changing for ``settle_s`` seconds."""
+    deadline = time.monotonic() + timeout
+    text, since = harness_text(), time.monotonic()
+    while time.monotonic() - since < settle_s and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = harness_text()
+        if now != text:
+            text, since = now, time.monotonic()
+    return text
+
+
+def app_env(home: Path, base: dict[str, str]) -> dict[str, str]:
+    return {**base, "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
+            "XDG_RUNTIME_DIR": str(home / "run"), "DICTATION_EVENT_LOG": str(home / "events.jsonl"),
+            "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The harness desktop and one `dictation app` on it, with a replacement rule and a second
+    model folder (tiny.en-copy) in its private XDG directories."""
+    if not JFK.is_file():
+        pytest.skip(f"{JFK} is missing")
+    home = tmp_path_factory.mktemp("app")
+    reference = subprocess.run(  # the simulated stream of the same file (before the app runs)
+        [sys.executable, "-m", "dictation", "transcribe", "--stream", str(JFK)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert reference.returncode == 0, reference.stderr
+    ref_text = reference.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+    with desktop_session() as desk_env:
+        for sub in ("config/dictation", "data/dictation/models", "run"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(home / "run", 0o700)
+        pattern, replacement = REPLACEMENT
+        (home / "config" / "dictation" / "config.toml").write_text(
+            f'[[replacements]]\npattern = "{pattern}"\nreplacement = "{replacement}"\n',
+            encoding="utf-8")
+        from dictation.catalog import resolve
+
+        (home / "data" / "dictation" / "models" / "tiny.en-copy").symlink_to(
+            resolve("tiny.en", download=False).path)
+        env = app_env(home, {**os.environ, **desk_env})
+        stderr_path = home / "app.stderr"
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "dictation", "app"], env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, cwd=REPO)
+        running = RunningApp(proc, env, home, home / "events.jsonl", stderr_path,
+                             home / "data" / "dictation" / "journal.jsonl", ref_text)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while "dictation: ready" not in stderr_path.read_text(errors="replace"):
+                assert proc.poll() is None, f"the app exited:\n{running.log()}"
+                assert time.monotonic() < deadline, f"not ready in time:\n{running.log()}"
+                time.sleep(0.1)
+            yield running
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def dictate(app: RunningApp, wav: Path, during: Callable[[], None] | None = None
+            ) -> tuple[list[tuple[float, str]], float, int]:
+    """Double-tap, play ``wav`` into the microphone while polling the text box (calling
+    ``during`` at each poll), tap to stop and wait until the app finished. Returns the
+    (time, text) samples taken during playback, when playback ended, and the event index the
+    dictation started at."""
+    mark = len(app.events())
+    double_tap()
+    app.wait_event("recording_started", mark, timeout=10)
+    played = threading.Event()
+
+    def play() -> None:
+        try:
+            harness_play(wav)
+        finally:
+            played.set()
+
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
+    samples: list[tuple[float, str]] = []
+    while not played.is_set():
+        samples.append((time.monotonic(), harness_text()))
+        if during is not None:
+            during()
+        time.sleep(0.1)
+    ended = time.monotonic()
+    player.join()
+    time.sleep(0.3)
+    tap()
+    app.wait_event("finished", mark, timeout=30)
+    return samples, ended, mark
+
+
+_last_tap = [0.0]
+TAP_GAP_S = 0.6
+"""Pause after a tap before the next gesture: a tap within the double-tap window (0.4 s) of
+the tap that stopped dictation continues that gesture and is ignored, by design."""
+
+
+def tap() -> None:
+    time.sleep(max(0.0, _last_tap[0] + TAP_GAP_S - time.monotonic()))
+    xdotool("key", HOTKEY)
+    _last_tap[0] = time.monotonic()
+
+
+def double_tap() -> None:
+    time.sleep(max(0.0, _last_tap[0] + TAP_GAP_S - time.monotonic()))
+    xdotool("key", "--delay", "80", HOTKEY, HOTKEY)
+    _last_tap[0] = time.monotonic()
+
+
+def colour_pixels(png: Path, box: tuple[int, int, int, int], colour: tuple[int, ...]) -> int:
+    from PIL import Image
+
+    x, y, w, h = box
+    px = np.asarray(Image.open(png).convert("RGB"))[y: y + h, x: x + w].astype(int)
+    return int((np.abs(px - np.array(colour[:3])).max(axis=-1) <= 25).sum())
+
+
+def test_words_appear_while_speaking_and_the_whole_transcript_after_stop(app: RunningApp
+                                                                         ) -> None:
+    """(a) words are in the box before playback ends; (b) after the stop tap the box holds
+    the whole transcript, as good as `transcribe --stream`; (c) the replacement rule's
+    non-ASCII text arrives exactly; the tray shows the listening icon meanwhile."""
+    from harness_tray import wait_for_tray_icon
+
+    from dictation.icons import STATE_COLOURS
+
+    harness_focus()
+    harness_clear()
+    icon = wait_for_tray_icon(pid=app.proc.pid)
+    shot = ARTIFACTS / "tray-listening.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots: list[int] = []
+
+    def screenshot_once() -> None:
+        if len(shots) < 10 and (not shots or shots[-1] <= 30):
+            harness_screenshot(shot)
+            box = (icon.x, icon.y, icon.width, icon.height)
+            shots.append(colour_pixels(shot, box, STATE_COLOURS["listening"]))
+
+    samples, ended, mark = dictate(app, JFK, during=screenshot_once)
+    assert shots and shots[-1] > 30, f"the tray icon never turned red: {shots}"
+
+    early = [text for t, text in samples if t < ended and text.strip()]
+    assert early, "no words were typed while the speech was playing"
+    assert len(early[-1].split()) >= 5, f"only {early[-1]!r} before playback ended"
+
+    text = stable_text()
+    pattern, replacement = REPLACEMENT
+    assert replacement in text, text
+    restored = text.replace(replacement, pattern)
+    got, ref = wer(restored, jfk_transcript()), wer(app.reference, jfk_transcript())
+    assert got <= ref + WER_TOLERANCE, (
+        f"live WER {got:.3f} vs transcribe --stream {ref:.3f}:\nlive: {text}\n"
+        f"stream: {app.reference}")
+    typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
+    assert typed.strip() == text.strip()
+    assert app.control("status").startswith("idle model=tiny.en")
+
+
+def test_held_hotkey_and_auto_repeat_do_not_start_dictation(app: RunningApp) -> None:
+    """(d) a long press of the hotkey is a hold, not a tap; with X auto-repeat on for the key
+    the repeats do not count as taps either."""
+    harness_focus()
+    harness_clear()
+    mark = len(app.events())
+    xdotool("keydown", HOTKEY)
+    time.sleep(1.2)
+    xdotool("keyup", HOTKEY)
+    subprocess.run(["xset", "r", "rate", "200", "30"], check=True, env=os.environ.copy())
+    subprocess.run(["xset", "r", HOTKEY], check=True, env=os.environ.copy())
+    try:
+        xdotool("keydown", HOTKEY)
+        time.sleep(1.2)
+        xdotool("keyup", HOTKEY)
+    finally:
+        subprocess.run(["xset", "-r", HOTKEY], check=True, env=os.environ.copy())
+    time.sleep(0.8)  # longer than the double-tap window
+    assert app.control("status").startswith("idle ")
+    assert [e for e in app.events()[mark:] if e["event"] in ("hotkey", "recording_started")] \
+        == []
+    assert harness_text() == ""
+    mark = len(app.events())  # and a real double tap still works afterwards
+    double_tap()
+    app.wait_event("recording_started", mark, timeout=10)
+    tap()  # waits TAP_GAP_S: right after the double tap it would be a triple tap (ignored)
+    app.wait_event("finished", mark)
+
+
+@pytest.fixture
+def other_window(app: RunningApp, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An xterm (not focused) whose shell copies every character it receives into a file."""
+    if shutil.which("xterm") is None:
+        pytest.skip("xterm is not installed")
+    out = tmp_path / "xterm.txt"
+    title = f"e2e-other-{os.getpid()}"
+    proc = subprocess.Popen(
+        ["xterm", "-title", title, "-e", "sh", "-c", f"stty -icanon; exec cat > '{out}'"],
+        env={**os.environ, "LC_ALL": "C.UTF-8"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--onlyvisible", "--name", f"^{title}$"],
+            capture_output=True, text=True, timeout=20, check=True, env=os.environ.copy())
+        yield int(found.stdout.split()[0]), out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        harness_focus()
+
+
+def test_focus_switch_mid_dictation_types_nothing_into_the_new_window(
+        app: RunningApp, other_window: tuple[int, Path]) -> None:
+    """(e) the user activates another window while speaking: nothing reaches it, the rest is
+    in the journal (typed: false) and on the clipboard."""
+    window, out = other_window
+    harness_focus()
+    harness_clear()
+    switched: list[float] = []
+
+    def switch_when_words_arrive() -> None:
+        if not switched and harness_text().strip():
+            xdotool("windowactivate", "--sync", str(window))
+            switched.append(time.monotonic())
+
+    _, _, mark = dictate(app, JFK, during=switch_when_words_arrive)
+    assert switched, "no words arrived before the speech ended"
+    time.sleep(0.5)
+    assert (out.read_text() if out.exists() else "") == ""
+    held = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "held")
+    typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
+    assert held.rstrip(" .").endswith("country")  # the end of the speech was held back
+    assert stable_text().strip() == typed.strip()  # the box got what was typed, no more
+    from dictation.journal import JournalEntry
+
+    lines = app.journal.read_text(encoding="utf-8").splitlines()
+    entries = [JournalEntry.from_json(line) for line in lines]
+    session = entries[-1].session
+    mine = [e for e in entries if e.session == session]
+    assert any(not e.typed for e in mine)
+    journaled = " ".join(e.text for e in mine)
+    assert " ".join(held.split()) in journaled
+    clip = subprocess.run(["xclip", "-o", "-selection", "clipboard"], capture_output=True,
+                          text=True, timeout=10, env=os.environ.copy())
+    assert clip.stdout == held.strip()
+    assert (app.journal.stat().st_mode & 0o777) == 0o600
+
+
+def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None:
+    """(f) Model ▸ tiny.en-copy (a model folder in $XDG_DATA_HOME/dictation/models) from the
+    real tray menu loads it on the worker."""
+    from harness_tray import select_tray_menu_item, tray_menu_entries, wait_for_tray_icon
+
+    from dictation.app import available_models
+
+    models = list(available_models(app.home / "data" / "dictation" / "models"))
+    assert "tiny.en-copy" in models and "tiny.en" in models
+    icon = wait_for_tray_icon(pid=app.proc.pid)
+    mark = len(app.events())
+    select_tray_menu_item(icon, ["Model", "tiny.en-copy"],
+                          tray_menu_entries(models, "tiny.en", state="idle"))
+    event = app.wait_event("model_switched", mark, timeout=30)
+    assert event["id"] == "tiny.en-copy"
+    assert app.control("status").startswith("idle model=tiny.en-copy")
+
+
+def test_second_instance_and_missing_microphone_are_refused(app: RunningApp,
+                                                            tmp_path: Path) -> None:
+    """A second instance is refused; `dictation listen` with a microphone that does not exist
+    exits 2 with the list of inputs, while the tray app shows the error state and keeps
+    running."""
+    second = subprocess.run([sys.executable, "-m", "dictation", "listen"], env=app.env,
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert second.returncode == 2
+    assert "already running" in second.stderr
+
+    config = tmp_path / "config.toml"
+    config.write_text('[audio]\nmicrophone = "no-such-microphone"\n')
+    (tmp_path / "run").mkdir(mode=0o700)
+    env = {**app.env, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    missing = subprocess.run([sys.executable, "-m", "dictation", "--config", str(config),
+                              "listen"], env=env, capture_output=True, text=True, timeout=60,
+                             cwd=REPO)
+    assert missing.returncode == 2, missing.stderr
+    assert "no-such-microphone" in missing.stderr and "available inputs" in missing.stderr
+    assert "dictation: ready" not in missing.stderr
+
+    # with the tray the app stays up in the error state, so another microphone can be picked
+    stderr_path = tmp_path / "tray-app.stderr"
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dictation", "--config", str(config),
+                                 "app"], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "dictation: ready" not in stderr_path.read_text(errors="replace"):
+            assert proc.poll() is None, stderr_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, stderr_path.read_text(errors="replace")
+            time.sleep(0.1)
+        status = subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
+                                capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert status.stdout.startswith("error "), status
+        assert "no-such-microphone" in status.stdout
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, stderr_path.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_listen_mode_runs_without_a_tray(app: RunningApp, tmp_path: Path) -> None:
+    """`dictation listen` (no tray icon) becomes ready, answers on its own control socket and
+    quits cleanly on SIGTERM."""
+    from harness_tray import tray_icons
+
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    env = {**app.env, "XDG_RUNTIME_DIR": str(run)}
+    stderr_path = tmp_path / "listen.stderr"
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dictation", "listen"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, cwd=REPO)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "dictation: ready" not in stderr_path.read_text(errors="replace"):
+            assert proc.poll() is None, stderr_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, stderr_path.read_text(errors="replace")
+            time.sleep(0.1)
+        status = subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
+                                capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert status.stdout.startswith("idle model="), status
+        assert [i for i in tray_icons() if i.pid == proc.pid] == []
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, stderr_path.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_quits_cleanly(app: RunningApp) -> None:
+    """SIGTERM ends the app with exit code 0 and removes its control socket."""
+    socket = app.home / "run" / "dictation" / "control.sock"
+    assert socket.exists()
+    app.proc.terminate()
+    assert app.proc.wait(timeout=20) == 0, app.log()
+    assert not socket.exists()
