@@ -40,8 +40,9 @@ def load_recognizer(model_id: str, *, download: bool = True, progress: bool = Tr
                     threads: int | None = None) -> Recognizer:
     """Resolve ``model_id`` (catalogue id or model folder), downloading it if allowed, and load
     it with the VAD network. Raises ModelError with an actionable message on failure."""
-    torch.set_num_threads(threads or default_threads())
     resolved = resolve(model_id, download=download, progress=progress)
     loaded = load_model(resolved.path, resolved.format, name=resolved.id)
     loaded.model.decoder.use_half_logits()
-    return Recognizer(model_id=resolved.id, loaded=loaded, vad=load_vad_net())
+    vad = load_vad_net()
+    torch.set_num_threads(threads or default_threads())
+    return Recognizer(model_id=resolved.id, loaded=loaded, vad=vad)

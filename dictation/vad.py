@@ -7,8 +7,8 @@ The network: a learned STFT (conv, 256-sample window, 128 hop) -> 4 conv layers 
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,13 @@ CONTEXT_SAMPLES = 64
 
 
 def packaged_weights() -> Path:
-    """Path of ``silero_vad_16k.safetensors`` inside the installed ``silero-vad`` package."""
-    try:
-        path = Path(str(resources.files("silero_vad.data").joinpath("silero_vad_16k.safetensors")))
-    except ModuleNotFoundError as exc:
-        raise ModelError("the silero-vad package is not installed: pip install silero-vad") from exc
+    """Path of ``silero_vad_16k.safetensors`` inside the installed ``silero-vad`` package.
+
+    The package is located, never imported: importing it sets torch to one thread."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the silero-vad package is not installed: pip install silero-vad")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad_16k.safetensors"
     if not path.is_file():
         raise ModelError(f"Silero VAD weights missing at {path}: reinstall silero-vad")
     return path
