@@ -84,14 +84,15 @@ def is_repeat(committed: list[Word], continuation: list[Word]) -> bool:
 
 
 def trim_restart(committed: list[Word], words: list[Word]) -> list[Word]:
-    """Cut a hypothesis where, after the committed words, it starts the segment over (repeats
-    the segment's first 3-4 words): Whisper looping back over audio it has already
-    transcribed, e.g. "And so my fellow Americans. And so my fellow Americans."."""
-    k = min(4, len(committed))
+    """Cut a hypothesis where, after the committed words, it starts the segment over and
+    repeats all of them (at least three): Whisper looping back over audio it has already
+    transcribed, e.g. "And so my fellow | Americans. And so my fellow Americans.". A phrase that
+    only begins like the segment ("It was the age of wisdom, it was the age of ...") is kept."""
+    k = len(committed)
     if k < 3:
         return words
-    head = [w.key for w in committed[:k]]
-    for i in range(len(committed), len(words) - k + 1):
+    head = [w.key for w in committed]
+    for i in range(k, len(words) - k + 1):
         if [w.key for w in words[i: i + k]] == head:
             return words[:i]
     return words
