@@ -216,10 +216,7 @@ class OutputPipeline:
         if self._stopped_typing:
             self._hold(text, None)
             return
-        if self._latch is not None and not self._latch.check():
-            now = self._latch.current
-            where = f"“{now.title or now.wm_class}”" if now is not None else "no window"
-            self._hold(text, f"The focus moved to {where}, so dictation stopped typing.")
+        if not self._focus_kept(text):
             return
         if self.injector is None:
             self._hold(text, "No typing method works in this session.")
@@ -233,6 +230,9 @@ class OutputPipeline:
             with self._muted():
                 for piece in pieces:
                     self._wait_keys()
+                    if done and not self._focus_kept(text[done:]):  # checked again per word
+                        text = text[:done]
+                        break
                     typist.type_text(piece, terminal=self._terminal)
                     done += len(piece)
         except InjectionError as exc:
@@ -241,6 +241,15 @@ class OutputPipeline:
         if text:
             self._typed_any = True
             self._log_event("typed", text=text)
+
+    def _focus_kept(self, rest: str) -> bool:
+        """Whether the latched window still has the focus; if not, hold ``rest`` and say so."""
+        if self._latch is None or self._latch.check():
+            return True
+        now = self._latch.current
+        where = f"“{now.title or now.wm_class}”" if now is not None else "no window"
+        self._hold(rest, f"The focus moved to {where}, so dictation stopped typing.")
+        return False
 
     def _hold(self, text: str, why: str | None) -> None:
         """Keep ``text`` instead of typing it; the first time, say why."""
