@@ -179,6 +179,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
 
     first = step(initial)
     no_speech_prob = float(model.decoder.logits(first[sot_index]).softmax(-1)[tok.no_speech])
+    eot = tok.eot  # a tokenizer lookup: not once per step
     generated: list[int] = []
     sum_logprob = 0.0
     last = model.decoder.logits(first[-1])
@@ -189,7 +190,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         logprobs = last.log_softmax(-1)
         token = int(logprobs.argmax())
         sum_logprob += float(logprobs[token])
-        if token == tok.eot:
+        if token == eot:
             break
         generated.append(token)
         if guard.looping(prefix + generated):

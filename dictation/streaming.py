@@ -83,6 +83,14 @@ def is_repeat(committed: list[Word], continuation: list[Word]) -> bool:
     return run >= 2 and any(done[i: i + run] == new[:run] for i in range(len(done) - run + 1))
 
 
+def is_weak_stock_phrase(result: DecodeResult, short: bool = False) -> bool:
+    """True when the whole result is a phrase Whisper invents from noise (:data:`HALLUCINATIONS`)
+    and the evidence for it is weak: some no-speech probability, low confidence, or ``short``
+    (little speech behind it)."""
+    return normalise_for_guard(result.text) in HALLUCINATIONS and (
+        short or result.no_speech_prob > 0.2 or result.avg_logprob < -0.7)
+
+
 def trim_restart(committed: list[Word], words: list[Word]) -> list[Word]:
     """Cut a hypothesis where, after the committed words, it starts the segment over and
     repeats all of them (at least three): Whisper looping back over audio it has already
@@ -294,11 +302,9 @@ class StreamingSession:
         if result.no_speech_prob > c.no_speech_threshold and (
                 result.avg_logprob < c.logprob_threshold or segment.speech_samples < SAMPLE_RATE):
             return True
-        text = normalise_for_guard(result.text)
-        if text in HALLUCINATIONS:
-            return (result.no_speech_prob > 0.2 or result.avg_logprob < -0.7
-                    or segment.speech_samples < SAMPLE_RATE)
-        return not text
+        if is_weak_stock_phrase(result, short=segment.speech_samples < SAMPLE_RATE):
+            return True
+        return not normalise_for_guard(result.text)
 
     # -- events -----------------------------------------------------------------------------
     def _commit(self, segment: _OpenSegment, new: list[Word]) -> list[Event]:

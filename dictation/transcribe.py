@@ -13,7 +13,7 @@ from dictation import SAMPLE_RATE
 from dictation.decoding import DecodeOptions, DecodeResult, decode
 from dictation.features import N_SAMPLES
 from dictation.loaders import LoadedModel
-from dictation.streaming import HALLUCINATIONS, normalise_for_guard
+from dictation.streaming import is_weak_stock_phrase
 from dictation.vad import FRAME_SAMPLES, SileroVadNet, VadStream
 
 OFFLINE_OPTIONS = DecodeOptions(full_window=True)
@@ -47,11 +47,7 @@ def window_cuts(probs: np.ndarray, n_samples: int, min_window_s: float = 20.0) -
 def is_non_speech(result: DecodeResult, no_speech_threshold: float = 0.6) -> bool:
     """Whisper's silence and hallucination guards for a whole window: high no-speech
     probability, or a stock phrase Whisper invents, said with little confidence."""
-    if result.no_speech_prob > no_speech_threshold:
-        return True
-    if normalise_for_guard(result.text) in HALLUCINATIONS:
-        return result.no_speech_prob > 0.2 or result.avg_logprob < -0.7
-    return False
+    return result.no_speech_prob > no_speech_threshold or is_weak_stock_phrase(result)
 
 
 def transcribe_audio(loaded: LoadedModel, vad: SileroVadNet, audio: np.ndarray,

@@ -131,6 +131,30 @@ def app_env(home: Path, base: dict[str, str]) -> dict[str, str]:
             "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
 
+def start_app(args: list[str], env: dict[str, str], stderr_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m dictation ARGS`` with its stderr in ``stderr_path``."""
+    with open(stderr_path, "wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "dictation", *args], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, cwd=REPO)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], stderr_path: Path) -> None:
+    """Wait for the app's readiness line; fail with its stderr if it exits or takes too long."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while "dictation: ready" not in stderr_path.read_text(errors="replace"):
+        log = stderr_path.read_text(errors="replace")[-4000:]
+        assert proc.poll() is None, f"the app exited:\n{log}"
+        assert time.monotonic() < deadline, f"not ready in time:\n{log}"
+        time.sleep(0.1)
+
+
+def app_status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``dictation status`` against the app that ``env`` points at."""
+    return subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
+                          capture_output=True, text=True, timeout=30, cwd=REPO)
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """The harness desktop and one `dictation app` on it, with a replacement rule and a second
@@ -158,18 +182,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             resolve("tiny.en", download=False).path)
         env = app_env(home, {**os.environ, **desk_env})
         stderr_path = home / "app.stderr"
-        with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "dictation", "app"], env=env,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err, cwd=REPO)
+        proc = start_app(["app"], env, stderr_path)
         running = RunningApp(proc, env, home, home / "events.jsonl", stderr_path,
                              home / "data" / "dictation" / "journal.jsonl", ref_text)
         try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while "dictation: ready" not in stderr_path.read_text(errors="replace"):
-                assert proc.poll() is None, f"the app exited:\n{running.log()}"
-                assert time.monotonic() < deadline, f"not ready in time:\n{running.log()}"
-                time.sleep(0.1)
+            wait_ready(proc, stderr_path)
             yield running
         finally:
             if proc.poll() is None:
@@ -411,18 +428,10 @@ def test_second_instance_and_missing_microphone_are_refused(app: RunningApp,
 
     # with the tray the app stays up in the error state, so another microphone can be picked
     stderr_path = tmp_path / "tray-app.stderr"
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dictation", "--config", str(config),
-                                 "app"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
+    proc = start_app(["--config", str(config), "app"], env, stderr_path)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while "dictation: ready" not in stderr_path.read_text(errors="replace"):
-            assert proc.poll() is None, stderr_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, stderr_path.read_text(errors="replace")
-            time.sleep(0.1)
-        status = subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
-                                capture_output=True, text=True, timeout=30, cwd=REPO)
+        wait_ready(proc, stderr_path)
+        status = app_status(env)
         assert status.stdout.startswith("error "), status
         assert "no-such-microphone" in status.stdout
         proc.terminate()
@@ -442,18 +451,10 @@ def test_listen_mode_runs_without_a_tray(app: RunningApp, tmp_path: Path) -> Non
     run.mkdir(mode=0o700)
     env = {**app.env, "XDG_RUNTIME_DIR": str(run)}
     stderr_path = tmp_path / "listen.stderr"
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dictation", "listen"], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, cwd=REPO)
+    proc = start_app(["listen"], env, stderr_path)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while "dictation: ready" not in stderr_path.read_text(errors="replace"):
-            assert proc.poll() is None, stderr_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, stderr_path.read_text(errors="replace")
-            time.sleep(0.1)
-        status = subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
-                                capture_output=True, text=True, timeout=30, cwd=REPO)
+        wait_ready(proc, stderr_path)
+        status = app_status(env)
         assert status.stdout.startswith("idle model="), status
         assert [i for i in tray_icons() if i.pid == proc.pid] == []
         proc.terminate()
