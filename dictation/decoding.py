@@ -20,6 +20,9 @@ from dictation import SAMPLE_RATE
 from dictation.features import HOP_LENGTH, N_FRAMES, features_for_window
 from dictation.loaders import LoadedModel
 
+TIMESTAMP_S = 0.02
+"""Seconds per step of Whisper's timestamp tokens (<|0.00|>, <|0.02|>, ...)."""
+
 
 @dataclass(frozen=True)
 class DecodeOptions:
@@ -38,14 +41,18 @@ class DecodeOptions:
     max_tokens_per_second: float = 12.0
     """Output length cap relative to the audio length (English speech is about 3-4 tokens/s)."""
     suppress_blank: bool = True
+    timestamps: bool = False
+    """Decode in Whisper's timestamp mode: the text comes in phrases between timestamp tokens
+    (0.02 s steps from the window's start), and a forced prefix may carry them to tell the
+    decoder which audio its words cover. Timestamps are not part of the result's tokens."""
     word_timestamps: bool = False
     """Keep the alignment heads' cross-attention so :mod:`dictation.alignment` can time words."""
 
 
 @dataclass
 class DecodeResult:
-    """Output of :func:`decode`. ``tokens`` are the text tokens after the forced prefix (the
-    prefix included), without special tokens."""
+    """Output of :func:`decode`. ``tokens`` are the text tokens of the forced prefix and what
+    followed it, without special or timestamp tokens."""
 
     tokens: list[int]
     text: str
@@ -91,6 +98,36 @@ class SuppressAtBegin(LogitFilter):
     def apply(self, logits: Tensor, generated: list[int]) -> None:
         if not generated:
             logits[self.tokens] = float("-inf")
+
+
+class TimestampRules(LogitFilter):
+    """Whisper's timestamp grammar (greedy form of openai/whisper's ``ApplyTimestampRules``):
+    timestamps come in pairs around phrases (an opening one before text, a closing one after
+    it, which is followed by the next opening one or end-of-text), never decrease and never pass
+    the end of the audio; when the timestamps together are likelier than any text token, a
+    timestamp is taken. ``generated`` here is the whole sequence after the start-of-transcript
+    tokens: forced prefix plus generated tokens."""
+
+    def __init__(self, timestamp_begin: int, eot: int, last_timestamp: int) -> None:
+        self.begin, self.eot, self.last = timestamp_begin, eot, last_timestamp
+
+    def apply(self, logits: Tensor, generated: list[int]) -> None:
+        begin = self.begin
+        logits[self.last + 1:] = float("-inf")
+        last_was = bool(generated) and generated[-1] >= begin
+        penultimate_was = len(generated) < 2 or generated[-2] >= begin
+        if last_was:
+            if penultimate_was:  # a phrase was just opened: text must follow
+                logits[begin:] = float("-inf")
+            else:  # a phrase was just closed: the next opens or the transcript ends
+                logits[: self.eot] = float("-inf")
+        stamps = [t for t in generated if t >= begin]
+        if stamps:  # never back in time; a closing stamp may open the next phrase
+            floor = stamps[-1] if last_was and not penultimate_was else stamps[-1] + 1
+            logits[begin: floor] = float("-inf")
+        logprobs = logits.log_softmax(-1)
+        if logprobs[begin:].logsumexp(-1) > logprobs[:begin].max():
+            logits[:begin] = float("-inf")
 
 
 class RepetitionGuard:
@@ -143,6 +180,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     options = options or DecodeOptions()
     tok, model = loaded.tokenizer, loaded.model
     prefix = list(prefix or [])
+    eot = tok.eot  # a tokenizer lookup: not once per step
     audio_s = len(audio) / SAMPLE_RATE
     cache = model.decoder.new_cache(encode_audio(loaded, audio, options))
 
@@ -151,12 +189,20 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         max_prompt = min(options.max_prompt_tokens, model.dims.n_text_ctx // 2 - 1)
         initial = [tok.sot_prev, *prompt[-max_prompt:]]
     sot_index = len(initial)
-    initial += [*tok.sot_sequence, tok.no_timestamps]
+    initial += [*tok.sot_sequence] if options.timestamps else [*tok.sot_sequence,
+                                                               tok.no_timestamps]
     prompt_len = len(initial)
     initial += prefix
 
-    specials = [t for t in range(tok.eot + 1, model.dims.n_vocab)]
+    if options.timestamps and options.word_timestamps:
+        raise ValueError("word timestamps need a decode without timestamp tokens")
+    first_timestamp = tok.timestamp_begin
+    last_special = first_timestamp if options.timestamps else model.dims.n_vocab
+    specials = [t for t in range(tok.eot + 1, last_special)]
     filters: list[LogitFilter] = [SuppressTokens([*loaded.suppress_tokens, *specials])]
+    if options.timestamps:
+        last_stamp = first_timestamp + min(round(audio_s / TIMESTAMP_S), model.dims.n_audio_ctx)
+        filters.append(TimestampRules(first_timestamp, tok.eot, last_stamp))
     if options.suppress_blank:
         begin = [*loaded.suppress_at_begin, *tok.encode(" "), tok.eot]
         if prefix:  # the forced prefix may already be the whole transcript: allow ending at once
@@ -165,6 +211,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     guard = RepetitionGuard()
     max_new = int(options.max_tokens_per_second * audio_s) + 8
     max_new = min(max_new, model.dims.n_text_ctx // 2 - len(prefix))
+    forced_text = [t for t in prefix if t < eot]
 
     heads = model.alignment_heads
     rows: list[Tensor] = []
@@ -179,27 +226,27 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
 
     first = step(initial)
     no_speech_prob = float(model.decoder.logits(first[sot_index]).softmax(-1)[tok.no_speech])
-    eot = tok.eot  # a tokenizer lookup: not once per step
     generated: list[int] = []
     sum_logprob = 0.0
     last = model.decoder.logits(first[-1])
     repetition_cut = False
     for _ in range(max(0, max_new)):
         for f in filters:
-            f.apply(last, generated)
+            f.apply(last, prefix + generated if options.timestamps else generated)
         logprobs = last.log_softmax(-1)
         token = int(logprobs.argmax())
         sum_logprob += float(logprobs[token])
         if token == eot:
             break
         generated.append(token)
-        if guard.looping(prefix + generated):
+        tokens = forced_text + [t for t in generated if t < eot]
+        if token < eot and guard.looping(tokens):
             repetition_cut = True
             break
         last = model.decoder.logits(step([token])[-1])
-    tokens = prefix + generated
+    tokens = forced_text + [t for t in generated if t < eot]
     if repetition_cut:
-        tokens = max(guard.cut(tokens), prefix, key=len)  # never cut into the forced prefix
+        tokens = max(guard.cut(tokens), forced_text, key=len)  # never cut into the prefix
     text = tok.decode(tokens)
     cross = None
     if rows:

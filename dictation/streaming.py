@@ -20,14 +20,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from dictation import SAMPLE_RATE
 from dictation.commit import LocalAgreement, Word
-from dictation.decoding import DecodeOptions, DecodeResult, decode
+from dictation.decoding import TIMESTAMP_S, DecodeOptions, DecodeResult, decode
 from dictation.events import Commit, EndOfSegment, Event, Partial
+from dictation.features import CHUNK_SECONDS
 from dictation.loaders import LoadedModel
 from dictation.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
 from dictation.vad import FRAME_SAMPLES, SileroVadNet, VadStream
@@ -45,7 +46,8 @@ class StreamingConfig:
     """Knobs of a streaming session (defaults chosen with ``dictation bench --stream``)."""
 
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
-    decode: DecodeOptions = field(default_factory=lambda: DecodeOptions(full_window=False))
+    decode: DecodeOptions = field(
+        default_factory=lambda: DecodeOptions(full_window=False, timestamps=True))
     decode_interval_s: float = 0.3
     """Re-decode the open segment after this much new audio, seconds."""
     catch_up_s: float = 1.0
@@ -61,6 +63,11 @@ class StreamingConfig:
     """Speech (VAD frames) a segment needs before it is decoded at all, seconds."""
     condition_on_previous: bool = True
     """Give the text of earlier segments to the decoder as a prompt."""
+    context_s: float = 5.0
+    """Earlier segments that started at most this long before the open one are decoded with it,
+    their committed words forced as the prefix, seconds: Whisper hears the sentence the open
+    segment continues (a digit string, a sentence split at a short pause) instead of a fragment,
+    and the forced words keep it from transcribing them again. 0 decodes each segment alone."""
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     """A hypothesis with no-speech probability above the first and average log-probability
@@ -69,18 +76,6 @@ class StreamingConfig:
 
 def normalise_for_guard(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
-
-
-def is_repeat(committed: list[Word], continuation: list[Word]) -> bool:
-    """True when ``continuation`` starts by repeating the committed words: the sentence restarts
-    (its first word is the segment's first word) or at least two words recur in order."""
-    if not committed or not continuation:
-        return False
-    done, new = [w.key for w in committed], [w.key for w in continuation]
-    if new[0] == done[0]:
-        return True
-    run = min(len(new), 3)
-    return run >= 2 and any(done[i: i + run] == new[:run] for i in range(len(done) - run + 1))
 
 
 def is_weak_stock_phrase(result: DecodeResult, short: bool = False) -> bool:
@@ -92,16 +87,16 @@ def is_weak_stock_phrase(result: DecodeResult, short: bool = False) -> bool:
 
 
 def trim_restart(committed: list[Word], words: list[Word]) -> list[Word]:
-    """Cut a hypothesis where, after the committed words, it starts the segment over and
-    repeats all of them (at least three): Whisper looping back over audio it has already
-    transcribed, e.g. "And so my fellow | Americans. And so my fellow Americans.". A phrase that
-    only begins like the segment ("It was the age of wisdom, it was the age of ...") is kept."""
+    """Cut a hypothesis where, after the committed words, it starts the segment over: from
+    some word on it only repeats the segment's first words (at least two of them, or the one
+    committed word). That is Whisper looping back over audio it has already transcribed, e.g.
+    "And so my fellow | Americans. And so my fellow Americans." or "2 | 2"; a phrase that only
+    begins like the segment ("It was the season of light. It was the season of darkness.") is
+    kept."""
     k = len(committed)
-    if k < 3:
-        return words
-    head = [w.key for w in committed]
-    for i in range(k, len(words) - k + 1):
-        if [w.key for w in words[i: i + k]] == head:
+    keys = [w.key for w in words]
+    for i in range(k, len(keys) - min(k, 2) + 1):
+        if k and keys[i:] == keys[: len(keys) - i]:
             return words[:i]
     return words
 
@@ -118,6 +113,16 @@ def split_words(tokens: list[int], token_text: Callable[[int], str]) -> list[Wor
     return [Word(tuple(t), text) for t, text in words]
 
 
+@dataclass(frozen=True)
+class _ClosedSegment:
+    start: int
+    """Absolute sample index of the segment's first sample."""
+    end: int
+    """One past its last sample."""
+    words: list[Word]
+    """Its committed words."""
+
+
 @dataclass
 class _OpenSegment:
     index: int
@@ -132,6 +137,16 @@ class _OpenSegment:
     @property
     def committed(self) -> list[Word]:
         return self.policy.committed
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A decode of the open segment with the context segments' words taken off."""
+
+    result: DecodeResult
+    """Its ``tokens`` and ``text`` are the open segment's (committed words included)."""
+    with_context: bool
+    """Earlier segments' audio was decoded with it."""
 
 
 class StreamingSession:
@@ -155,6 +170,8 @@ class StreamingSession:
         self.n_segments = 0
         self.history: list[int] = []
         """Committed tokens of closed segments (the prompt of later decodes)."""
+        self.recent: list[_ClosedSegment] = []
+        """Closed segments that may still serve as context, oldest first."""
         self.committed_text = ""
         self.last_partial = ""
         self.decode_seconds = 0.0
@@ -206,6 +223,11 @@ class StreamingSession:
         keep_from = min(self.position - pre_roll - 2 * FRAME_SAMPLES, self.vad_position)
         if self.segment is not None:
             keep_from = min(keep_from, self.segment.start)
+        else:  # segments that a new one may still take as context
+            horizon = keep_from - int(self.config.context_s * SAMPLE_RATE)
+            self.recent = [s for s in self.recent if s.start >= horizon]
+        if self.recent:
+            keep_from = min(keep_from, self.recent[0].start)
         if keep_from > self.audio_start:
             self.audio = self.audio[keep_from - self.audio_start:]
             self.audio_start = keep_from
@@ -213,12 +235,16 @@ class StreamingSession:
     # -- segments ---------------------------------------------------------------------------
     def _on_boundary(self, boundary: SegmentStart | SegmentEnd) -> list[Event]:
         if isinstance(boundary, SegmentStart):
-            self.segment = _OpenSegment(index=self.n_segments, start=boundary.start,
-                                        policy=LocalAgreement(self.config.agreement),
-                                        last_decode_end=boundary.start)
-            self.n_segments += 1
+            self.segment = self._open(boundary.start)
             return []
         return self._close(boundary)
+
+    def _open(self, start: int) -> _OpenSegment:
+        horizon = start - int(self.config.context_s * SAMPLE_RATE)
+        self.recent = [s for s in self.recent if s.start >= horizon]
+        self.n_segments += 1
+        return _OpenSegment(index=self.n_segments - 1, start=start,
+                            policy=LocalAgreement(self.config.agreement), last_decode_end=start)
 
     def _maybe_decode(self, segment: _OpenSegment) -> list[Event]:
         c = self.config
@@ -231,11 +257,11 @@ class StreamingSession:
             return []
         if segment.speech_samples < c.min_speech_s * SAMPLE_RATE:
             return []
-        result = self._decode(segment, self.vad_position)
-        if self._is_non_speech(result, segment):
+        decoded = self._decode(segment, self.vad_position)
+        if self._is_non_speech(decoded, segment):
             return []
         segment.words = trim_restart(segment.committed,
-                                     split_words(result.tokens, self._token_text))
+                                     split_words(decoded.result.tokens, self._token_text))
         ongoing = self.segmenter.silence_samples < c.settle_silence_s * SAMPLE_RATE
         new = segment.policy.update(segment.words, speech_ongoing=ongoing)
         return self._commit(segment, new) + self._partial(segment)
@@ -250,59 +276,104 @@ class StreamingSession:
                 self._final_words(segment, boundary)))
         text = "".join(w.text for w in segment.committed).strip()
         self.history += [t for w in segment.committed for t in w.tokens]
+        self.recent.append(_ClosedSegment(segment.start, boundary.end, segment.committed))
         self.last_partial = ""
         events.append(EndOfSegment(text=text, audio_time_s=self.time_s, segment=segment.index))
         return events
 
     def _final_words(self, segment: _OpenSegment, boundary: SegmentEnd) -> list[Word]:
         """The segment's final hypothesis: the latest one when no speech came after it;
-        otherwise one more decode, keeping its continuation of the committed words only if it
-        is neither a repetition of them nor a stock hallucination."""
+        otherwise one more decode, cut where it starts the segment over, keeping a continuation
+        of committed words only if it is not a stock hallucination."""
         if segment.words and segment.last_decode_end >= boundary.speech_end:
             return segment.words
-        result = self._decode(segment, boundary.end)
-        if self._is_non_speech(result, segment):
+        decoded = self._decode(segment, boundary.end)
+        if self._is_non_speech(decoded, segment):
             return []
-        words = trim_restart(segment.committed, split_words(result.tokens, self._token_text))
+        words = trim_restart(segment.committed,
+                             split_words(decoded.result.tokens, self._token_text))
         continuation = words[len(segment.committed):]
-        if segment.committed and (
-                is_repeat(segment.committed, continuation)
-                or normalise_for_guard("".join(w.text for w in continuation)) in HALLUCINATIONS):
+        if segment.committed and normalise_for_guard(
+                "".join(w.text for w in continuation)) in HALLUCINATIONS:
             return segment.committed
         return words
 
     # -- decoding and guards ----------------------------------------------------------------
-    def _decode(self, segment: _OpenSegment, end: int) -> DecodeResult:
-        """Decode the segment's audio up to ``end`` with its committed words forced as the
-        prefix. If the continuation copies the prompt (a known failure of prompting Whisper),
-        decode again without the prompt."""
-        audio = self._slice(segment.start, end)
-        prefix = [t for w in segment.committed for t in w.tokens]
+    def _decode(self, segment: _OpenSegment, end: int) -> _Decoded:
+        """Decode the open segment's audio up to ``end``, preceded by the context segments'
+        (:meth:`_context`), with their committed words and the segment's forced as the prefix
+        and earlier text as the prompt. If the continuation copies the prompt (a known failure
+        of prompting Whisper), decode again without the prompt."""
+        context = self._context(segment, end)
+        origin = context[0].start if context else segment.start
+        audio = self._slice(origin, end)
+        prefix = self._prefix(context, segment, origin)
+        n_context = sum(len(w.tokens) for c in context for w in c.words)
+        n_forced = n_context + sum(len(w.tokens) for w in segment.committed)
+        prompt: list[int] = []
+        if self.config.condition_on_previous:
+            prompt = self.history[:len(self.history) - n_context]
         started = time.perf_counter()
-        prompt = self.history if self.config.condition_on_previous else []
         result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
                         options=self.config.decode)
-        if prompt and self._copies_history(result.tokens[len(prefix):]):
+        if prompt and self._copies(prompt, result.tokens[n_forced:]):
             result = decode(self.loaded, audio, prefix=prefix, options=self.config.decode)
         self.decode_seconds += time.perf_counter() - started
         segment.last_decode_end = end
-        return result
+        own = result.tokens[n_context:]
+        return _Decoded(replace(result, tokens=own, text=self.loaded.tokenizer.decode(own)),
+                        with_context=bool(context))
 
-    def _copies_history(self, tokens: list[int]) -> bool:
-        """True when three consecutive words of ``tokens`` also occur in the prompt."""
+    def _context(self, segment: _OpenSegment, end: int) -> list[_ClosedSegment]:
+        """The closed segments decoded with the open one: those that started at most
+        ``context_s`` before it, as long as all the audio fits in one window with its padding.
+        None without timestamps (the decoder could not tell where their words end)."""
+        c = self.config
+        if not c.decode.timestamps:
+            return []
+        fits = end - int((CHUNK_SECONDS - c.decode.tail_padding_s) * SAMPLE_RATE)
+        horizon = max(segment.start - int(c.context_s * SAMPLE_RATE), fits)
+        return [s for s in self.recent if s.start >= horizon and s.words]
+
+    def _prefix(self, context: list[_ClosedSegment], segment: _OpenSegment,
+                origin: int) -> list[int]:
+        """The forced decoder prefix: the committed words of the context segments and of the
+        open one. In timestamp mode each segment's words sit between timestamps of where the
+        segment lies in the decoded audio (from sample ``origin``; the open segment's phrase is
+        only opened), so the decoder knows which audio they cover and goes on from there."""
+        own = [t for w in segment.committed for t in w.tokens]
+        if not self.config.decode.timestamps:
+            return own
+        first = self.loaded.tokenizer.timestamp_begin
+
+        def stamp(sample: int) -> int:
+            return first + round((sample - origin) / SAMPLE_RATE / TIMESTAMP_S)
+
+        prefix: list[int] = []
+        for closed in context:
+            prefix += [stamp(closed.start), *(t for w in closed.words for t in w.tokens),
+                       stamp(closed.end)]
+        return [*prefix, stamp(segment.start), *own]
+
+    def _copies(self, prompt: list[int], tokens: list[int]) -> bool:
+        """True when three consecutive words of ``tokens`` also occur in the ``prompt``."""
         new = normalise_for_guard(self.loaded.tokenizer.decode(tokens)).split()
-        old = normalise_for_guard(self.loaded.tokenizer.decode(self.history[-120:])).split()
+        old = normalise_for_guard(self.loaded.tokenizer.decode(prompt[-120:])).split()
         runs = {tuple(old[j: j + 3]) for j in range(len(old) - 2)}
         return any(tuple(new[i: i + 3]) in runs for i in range(len(new) - 2))
 
-    def _is_non_speech(self, result: DecodeResult, segment: _OpenSegment) -> bool:
-        c = self.config
+    def _is_non_speech(self, decoded: _Decoded, segment: _OpenSegment) -> bool:
+        """True when the segment, with nothing committed yet, holds no speech: by Whisper's
+        no-speech rule (only without context: context audio is speech), a weakly supported
+        stock phrase, or no text at all."""
+        c, result = self.config, decoded.result
         if segment.committed:
             return False
-        if result.no_speech_prob > c.no_speech_threshold and (
-                result.avg_logprob < c.logprob_threshold or segment.speech_samples < SAMPLE_RATE):
+        short = segment.speech_samples < SAMPLE_RATE
+        if not decoded.with_context and result.no_speech_prob > c.no_speech_threshold and (
+                result.avg_logprob < c.logprob_threshold or short):
             return True
-        if is_weak_stock_phrase(result, short=segment.speech_samples < SAMPLE_RATE):
+        if is_weak_stock_phrase(result, short=short):
             return True
         return not normalise_for_guard(result.text)
 
