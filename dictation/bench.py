@@ -43,11 +43,12 @@ import torch
 from dictation import SAMPLE_RATE
 from dictation.alignment import WordTiming, align_words
 from dictation.audio_io import Utterance, load_audio, read_dataset
-from dictation.catalog import DEFAULT_MODEL_ID, resolve
+from dictation.catalog import DEFAULT_MODEL_ID
 from dictation.decoding import DecodeOptions, decode
 from dictation.errors import ConfigError, DictationError
 from dictation.events import Commit, Partial
-from dictation.loaders import LoadedModel, load_model
+from dictation.loaders import LoadedModel
+from dictation.recognizer import default_threads, load_recognizer
 from dictation.replay import TimedEvent, replay
 from dictation.streaming import StreamingConfig, StreamingSession
 from dictation.transcribe import OFFLINE_OPTIONS, transcribe_audio
@@ -59,7 +60,6 @@ SCORER_ENV = "DICTATION_SCORER"
 """Environment variable naming the scorer script (overrides the default location)."""
 DEFAULT_SCORER = Path(__file__).resolve().parents[1].parent / "shared" / "scoring" / "score.py"
 """``../shared/scoring/score.py`` beside the checkout."""
-MAX_DEFAULT_THREADS = 4
 TRAILING_SILENCE_S = 1.0
 """Silence fed after each utterance in stream mode, seconds (a live microphone keeps going)."""
 WARMUP_S = 2.0
@@ -315,11 +315,6 @@ class BenchReport:
 # -------------------------------------------------------------------------------------- running
 
 
-def default_threads() -> int:
-    """Torch threads for the benchmark: the machine's cores, at most 4."""
-    return max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
-
-
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -414,12 +409,12 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
     utterances = utterances[:limit] if limit is not None else utterances
     mode: Mode = "stream" if stream else "offline"
     config = config or StreamingConfig()
+    if loaded is None:  # loaded the way the app loads it (same inference settings)
+        recognizer = load_recognizer(model_id, progress=progress, threads=threads)
+        loaded, vad_net = recognizer.loaded, recognizer.vad
+    else:
+        vad_net = load_vad_net()
     torch.set_num_threads(threads or default_threads())
-
-    if loaded is None:
-        resolved = resolve(model_id, progress=progress)
-        loaded = load_model(resolved.path, resolved.format, resolved.id)
-    vad_net = load_vad_net()
     decode(loaded, np.zeros(int(WARMUP_S * SAMPLE_RATE), dtype=np.float32),
            options=DecodeOptions(full_window=True))
 
@@ -567,8 +562,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", default=None,
                         help="only the first N utterances")
     parser.add_argument("--threads", type=int, metavar="N", default=None,
-                        help=f"torch threads (default: CPU cores, at most "
-                             f"{MAX_DEFAULT_THREADS})")
+                        help="torch threads (default: the CPU cores this process may use, "
+                             "at most 4)")
     parser.add_argument("--scorer", metavar="PATH", default=None,
                         help=f"WER scorer script (default ${SCORER_ENV} or "
                              "../shared/scoring/score.py)")

@@ -79,7 +79,7 @@ class RecognizerConfig:
     """Silence (s) that closes a segment."""
     max_segment_s: float = 20.0
     """A segment is closed when it reaches this length (s)."""
-    decode_interval_s: float = 0.3
+    decode_interval_s: float = 0.4
     """Audio (s) between two decodes of the open segment."""
 
 

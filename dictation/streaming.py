@@ -7,12 +7,16 @@ benchmark control "now" exactly: every decode sees only the audio fed so far.
 Per fed chunk:
 1. VAD (Silero, 32 ms frames) -> :class:`~dictation.segmenter.Segmenter` boundaries. Segments
    end at pauses (``endpoint_silence_s``) or at ``max_segment_s``.
-2. The open segment is re-decoded every ``decode_interval_s`` of new speech, its committed
-   words forced as the decoder prefix and the text of earlier segments as the prompt;
+2. The open segment is re-decoded every ``decode_interval_s`` of new speech and once a pause
+   begins. Each decode hears the latest closed segments too (``context_s``): in Whisper's
+   timestamp mode, the forced prefix is each context segment's committed words between the
+   timestamps of where it lies in the window, then the open segment's start timestamp and its
+   committed words, so the decoder knows which audio is already transcribed and goes on from
+   there with the sentence around it in view; older text is the prompt.
    :class:`~dictation.commit.LocalAgreement` turns agreeing hypotheses into commits.
 3. A closed segment's last hypothesis (or, if speech came after it, one more decode) is
    committed whole. Guards drop what is not speech: Whisper's no-speech rule, stock phrases it
-   invents from noise, copies of the prompt and repetitions of the committed words.
+   invents from noise, copies of the prompt and restarts of the segment.
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ class StreamingConfig:
     """Knobs of a streaming session (defaults chosen with ``dictation bench --stream``)."""
 
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
-    decode: DecodeOptions = field(
-        default_factory=lambda: DecodeOptions(full_window=False, timestamps=True))
-    decode_interval_s: float = 0.3
-    """Re-decode the open segment after this much new audio, seconds."""
+    decode: DecodeOptions = field(default_factory=lambda: DecodeOptions(
+        full_window=False, timestamps=True, max_prompt_tokens=48))
+    """Timestamp mode (the context's words are anchored in time); a short prompt, as the
+    context already gives the decoder the recent text."""
+    decode_interval_s: float = 0.4
+    """Re-decode the open segment after this much new audio, seconds (and as soon as a pause
+    of ``settle_silence_s`` follows speech)."""
     catch_up_s: float = 1.0
     """When more than this much fed audio is still unprocessed (the recognizer fell behind),
     intermediate decodes are skipped until it catches up, seconds. Below it the events do not
@@ -63,11 +70,11 @@ class StreamingConfig:
     """Speech (VAD frames) a segment needs before it is decoded at all, seconds."""
     condition_on_previous: bool = True
     """Give the text of earlier segments to the decoder as a prompt."""
-    context_s: float = 5.0
-    """Earlier segments that started at most this long before the open one are decoded with it,
-    their committed words forced as the prefix, seconds: Whisper hears the sentence the open
-    segment continues (a digit string, a sentence split at a short pause) instead of a fragment,
-    and the forced words keep it from transcribing them again. 0 decodes each segment alone."""
+    context_s: float = 10.0
+    """Earlier segments are decoded with the open one, their committed words forced as the
+    prefix (anchored by timestamps), as long as all that audio spans at most this long,
+    seconds: Whisper hears the sentence the open segment continues (a digit string, a sentence
+    split at a short pause) instead of a fragment. 0 decodes each segment alone."""
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     """A hypothesis with no-speech probability above the first and average log-probability
@@ -218,14 +225,14 @@ class StreamingSession:
         return self.audio[start - self.audio_start: end - self.audio_start]
 
     def _trim(self) -> None:
-        """Keep the open segment, or the pre-roll a new one may need."""
+        """Keep the open segment, the pre-roll a new one may need and the closed segments that
+        may still be decoded as context."""
         pre_roll = int(self.config.segmenter.pre_roll_s * SAMPLE_RATE)
         keep_from = min(self.position - pre_roll - 2 * FRAME_SAMPLES, self.vad_position)
         if self.segment is not None:
             keep_from = min(keep_from, self.segment.start)
-        else:  # segments that a new one may still take as context
-            horizon = keep_from - int(self.config.context_s * SAMPLE_RATE)
-            self.recent = [s for s in self.recent if s.start >= horizon]
+        horizon = self.vad_position - int(self.config.context_s * SAMPLE_RATE)
+        self.recent = [s for s in self.recent if s.start >= horizon]
         if self.recent:
             keep_from = min(keep_from, self.recent[0].start)
         if keep_from > self.audio_start:
@@ -240,8 +247,6 @@ class StreamingSession:
         return self._close(boundary)
 
     def _open(self, start: int) -> _OpenSegment:
-        horizon = start - int(self.config.context_s * SAMPLE_RATE)
-        self.recent = [s for s in self.recent if s.start >= horizon]
         self.n_segments += 1
         return _OpenSegment(index=self.n_segments - 1, start=start,
                             policy=LocalAgreement(self.config.agreement), last_decode_end=start)
@@ -249,9 +254,11 @@ class StreamingSession:
     def _maybe_decode(self, segment: _OpenSegment) -> list[Event]:
         c = self.config
         due = self.vad_position - segment.last_decode_end >= c.decode_interval_s * SAMPLE_RATE
+        # a pause has begun: decode it at once, so its words are committed without waiting
+        settled = self.segmenter.silence_samples >= c.settle_silence_s * SAMPLE_RATE
         # re-decoding a pause with everything forced as the prefix only invites repetitions
         heard_more = self.segmenter.last_speech_end > segment.last_decode_end
-        if not (due and heard_more):
+        if not ((due or settled) and heard_more):
             return []
         if self.position - self.vad_position >= c.catch_up_s * SAMPLE_RATE:
             return []
@@ -325,14 +332,15 @@ class StreamingSession:
                         with_context=bool(context))
 
     def _context(self, segment: _OpenSegment, end: int) -> list[_ClosedSegment]:
-        """The closed segments decoded with the open one: those that started at most
-        ``context_s`` before it, as long as all the audio fits in one window with its padding.
-        None without timestamps (the decoder could not tell where their words end)."""
+        """The closed segments decoded with the open one: the latest ones that fit, with the
+        open segment's audio up to ``end``, into ``context_s`` (and into one window with its
+        padding). None without timestamps (the decoder could not tell where their words
+        end)."""
         c = self.config
         if not c.decode.timestamps:
             return []
-        fits = end - int((CHUNK_SECONDS - c.decode.tail_padding_s) * SAMPLE_RATE)
-        horizon = max(segment.start - int(c.context_s * SAMPLE_RATE), fits)
+        span = min(c.context_s, CHUNK_SECONDS - c.decode.tail_padding_s)
+        horizon = end - int(span * SAMPLE_RATE)
         return [s for s in self.recent if s.start >= horizon and s.words]
 
     def _prefix(self, context: list[_ClosedSegment], segment: _OpenSegment,
