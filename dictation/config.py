@@ -75,7 +75,7 @@ class RecognizerConfig:
     model: str = "tiny.en"
     vad_threshold: float = 0.5
     """Speech probability (0..1) above which a VAD frame counts as speech."""
-    endpoint_silence_s: float = 0.35
+    endpoint_silence_s: float = 0.3
     """Silence (s) that closes a segment."""
     max_segment_s: float = 20.0
     """A segment is closed when it reaches this length (s)."""

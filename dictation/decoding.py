@@ -61,6 +61,9 @@ class DecodeResult:
     compression_ratio: float
     audio_s: float
     repetition_cut: bool = False
+    loop_start: int | None = None
+    """When the output looped (``repetition_cut``): the index in ``tokens`` where the one
+    occurrence kept of the repeated tokens starts."""
     cross_attention: Tensor | None = field(default=None, repr=False)
     """(alignment heads, len(tokens) + 1, encoder frames) when ``word_timestamps``; the extra row
     is the end-of-text step."""
@@ -150,13 +153,14 @@ class RepetitionGuard:
     def looping(self, tokens: list[int]) -> bool:
         return self._loop(tokens) is not None
 
-    def cut(self, tokens: list[int]) -> list[int]:
-        """Drop the repeats after the first occurrence of the looping n-gram."""
+    def cut(self, tokens: list[int], keep_one: bool = True) -> list[int]:
+        """Drop the repeats of the looping n-gram after its first occurrence (or, without
+        ``keep_one``, that occurrence too)."""
         loop = self._loop(tokens)
         if loop is None:
             return tokens
         n, span = loop
-        return tokens[: len(tokens) - span + n]
+        return tokens[: len(tokens) - span + (n if keep_one else 0)]
 
 
 def encode_audio(loaded: LoadedModel, audio: np.ndarray, options: DecodeOptions) -> Tensor:
@@ -230,6 +234,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     sum_logprob = 0.0
     last = model.decoder.logits(first[-1])
     repetition_cut = False
+    loop_start: int | None = None
     for _ in range(max(0, max_new)):
         for f in filters:
             f.apply(last, prefix + generated if options.timestamps else generated)
@@ -246,6 +251,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         last = model.decoder.logits(step([token])[-1])
     tokens = forced_text + [t for t in generated if t < eot]
     if repetition_cut:
+        loop_start = max(len(guard.cut(tokens, keep_one=False)), len(forced_text))
         tokens = max(guard.cut(tokens), forced_text, key=len)  # never cut into the prefix
     text = tok.decode(tokens)
     cross = None
@@ -256,4 +262,5 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     return DecodeResult(tokens=tokens, text=text,
                         avg_logprob=sum_logprob / max(1, len(generated) + 1),
                         no_speech_prob=no_speech_prob, compression_ratio=compression_ratio(text),
-                        audio_s=audio_s, repetition_cut=repetition_cut, cross_attention=cross)
+                        audio_s=audio_s, repetition_cut=repetition_cut, loop_start=loop_start,
+                        cross_attention=cross)

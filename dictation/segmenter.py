@@ -21,7 +21,7 @@ class SegmenterConfig:
     """Speech probability that opens a segment."""
     release: float = 0.35
     """Below this probability a frame counts as silence."""
-    endpoint_silence_s: float = 0.35
+    endpoint_silence_s: float = 0.3
     """Trailing silence that closes a segment, seconds."""
     pre_roll_s: float = 0.3
     """Audio kept before the first speech frame, seconds (a word's onset is often quiet)."""

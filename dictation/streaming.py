@@ -328,6 +328,10 @@ class StreamingSession:
         self.decode_seconds += time.perf_counter() - started
         segment.last_decode_end = end
         own = result.tokens[n_context:]
+        if result.loop_start is not None and result.loop_start > n_context:
+            # a loop is where the decoder ran past what it heard ("3. 0. 0. 0." for a lone
+            # "3"): drop it whole, unless it is all the segment has ("1. 1. 1." for "1")
+            own = result.tokens[n_context: result.loop_start]
         return _Decoded(replace(result, tokens=own, text=self.loaded.tokenizer.decode(own)),
                         with_context=bool(context))
 

@@ -51,7 +51,7 @@ def test_defaults() -> None:
     assert c.typing.backend == "auto" and c.typing.terminal_mode == "paste"
     assert "gnome-terminal-server" in c.typing.terminal_classes and "ghostty" in TERMINAL_CLASSES
     assert c.ui.audio_cues is False and c.ui.notifications is True
-    assert c.recognizer.vad_threshold == 0.5 and c.recognizer.endpoint_silence_s == 0.35
+    assert c.recognizer.vad_threshold == 0.5 and c.recognizer.endpoint_silence_s == 0.3
     assert c.recognizer.max_segment_s == 20.0 and c.recognizer.decode_interval_s == 0.4
     assert c.replacements == ()
 

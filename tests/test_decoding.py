@@ -29,6 +29,7 @@ from dictation.decoding import (
     RepetitionGuard,
     SuppressAtBegin,
     SuppressTokens,
+    TimestampRules,
     compression_ratio,
     decode,
 )
@@ -210,6 +211,41 @@ def test_prefix_that_is_the_whole_transcript_adds_nothing(real: LoadedModel, jfk
     assert result.text == jfk_result.text
 
 
+def test_timestamp_mode_gives_the_same_text_without_timestamp_tokens(
+        real: LoadedModel, jfk: np.ndarray, scorer: ModuleType) -> None:
+    result = decode(real, jfk, options=DecodeOptions(full_window=False, timestamps=True))
+    assert all(t < real.tokenizer.eot for t in result.tokens)
+    assert real.tokenizer.decode(result.tokens) == result.text
+    assert wer(scorer, JFK_TEXT, result.text) == 0.0
+
+
+def test_timestamped_prefix_tells_the_decoder_which_audio_is_transcribed(
+        real: LoadedModel, jfk: np.ndarray) -> None:
+    """The streaming session's prefix: earlier words between the timestamps of the audio they
+    cover, then the timestamp where the new audio starts. The decoder goes on from there
+    instead of transcribing the covered audio again. (The first 3.3 s of the JFK clip are "And
+    so my fellow Americans,"; "ask not" starts at about 4.1 s.)"""
+    tok = real.tokenizer
+    first = tok.encode(" And so my fellow Americans,")
+
+    def stamp(seconds: float) -> int:
+        return tok.timestamp_begin + round(seconds / 0.02)
+
+    prefix = [stamp(0.0), *first, stamp(3.3), stamp(3.8)]
+    options = DecodeOptions(full_window=False, timestamps=True)
+    result = decode(real, jfk, prefix=prefix, options=options)
+    assert result.tokens[: len(first)] == first  # the forced words, timestamps dropped
+    continuation = tok.decode(result.tokens[len(first):]).lower()
+    assert continuation.startswith(" ask not what your country can do for you")
+    assert "fellow" not in continuation
+
+
+def test_timestamps_and_word_timestamps_do_not_mix(real: LoadedModel, jfk: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="word timestamps"):
+        decode(real, jfk[:SAMPLE_RATE], options=DecodeOptions(timestamps=True,
+                                                              word_timestamps=True))
+
+
 def test_prompt_tokens_are_accepted(real: LoadedModel, jfk: np.ndarray,
                                     scorer: ModuleType) -> None:
     tok = real.tokenizer
@@ -258,6 +294,7 @@ def test_repetition_guard_cut_keeps_one_occurrence() -> None:
     assert guard.cut([5, 7, 7, 7]) == [5, 7]
     assert guard.cut([9, 1, 2, 1, 2, 1, 2]) == [9, 1, 2]
     assert guard.cut([0, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]) == [0, 1, 2, 3, 4]
+    assert guard.cut([9, 1, 2, 1, 2, 1, 2], keep_one=False) == [9]
     unchanged = [1, 2, 3]
     assert guard.cut(unchanged) == unchanged
 
@@ -281,3 +318,37 @@ def test_suppress_at_begin_masks_only_the_first_step() -> None:
     assert torch.isinf(first[[2, 9]]).all() and torch.isfinite(first[:2]).all()
     assert torch.isfinite(later).all()
 
+
+
+# --- timestamp grammar (token ids: text < 5 = end-of-text < 6.. = timestamps) ---------------
+
+EOT, BEGIN, LAST = 5, 6, 12
+
+
+def allowed(generated: list[int], logits: list[float] | None = None) -> set[int]:
+    """Tokens left possible; by default text token 0 and end-of-text are the likeliest, so the
+    grammar alone decides."""
+    scores = torch.tensor(logits if logits is not None else [10.0, 0, 0, 0, 0, 10.0] + [0.0] * 8)
+    TimestampRules(BEGIN, EOT, LAST).apply(scores, generated)
+    return {i for i in range(len(scores)) if torch.isfinite(scores[i])}
+
+
+def test_timestamp_rules_pair_the_timestamps_around_text() -> None:
+    # after an opening timestamp (text before it): text must follow
+    assert allowed([BEGIN, 1, 2, BEGIN + 2, BEGIN + 3]) == {0, 1, 2, 3, 4, EOT}
+    # after text: more text, end-of-text or a closing timestamp not before the last one
+    assert allowed([BEGIN + 2, 1]) == {0, 1, 2, 3, 4, EOT} | set(range(BEGIN + 3, LAST + 1))
+    # after a closing timestamp: the next phrase opens (same time allowed) or the text ends
+    assert allowed([BEGIN, 1, BEGIN + 4]) == {EOT} | set(range(BEGIN + 4, LAST + 1))
+
+
+def test_timestamp_rules_never_pass_the_end_of_the_audio() -> None:
+    assert max(allowed([BEGIN, 1])) == LAST
+
+
+def test_timestamp_rules_take_a_timestamp_when_together_they_are_likelier() -> None:
+    # text token 1 is the single likeliest, but the timestamps together outweigh it
+    logits = [0.0, 2.0, 0.0, 0.0, 0.0, 0.0] + [1.5] * 8
+    assert allowed([BEGIN, 1], logits) <= set(range(BEGIN, LAST + 1))
+    logits = [0.0, 5.0, 0.0, 0.0, 0.0, 0.0] + [1.5] * 8
+    assert 1 in allowed([BEGIN, 1], logits)

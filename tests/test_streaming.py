@@ -6,8 +6,10 @@ and commit-policy tests drive the pure state machines directly.
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dictation import SAMPLE_RATE
+from dictation import SAMPLE_RATE, streaming
 from dictation.commit import LocalAgreement, Word, agreed_prefix, committed_end
 from dictation.events import Commit, EndOfSegment, Event, Partial
 from dictation.recognizer import Recognizer, load_recognizer
@@ -26,7 +28,7 @@ from dictation.vad import FRAME_SAMPLES
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 sys.path.insert(0, str(DEV.parent.parent / "scoring"))
-from score import normalize_text, score  # noqa: E402
+from score import is_digit_string, normalize_text, score  # noqa: E402
 
 
 def wav(name: str) -> np.ndarray:
@@ -40,9 +42,17 @@ def recognizer() -> Recognizer:
     return load_recognizer("tiny.en", threads=2)
 
 
-def run(recognizer: Recognizer, audio: np.ndarray, chunks: list[int]) -> list[Event]:
+def reference(name: str) -> str:
+    """The dev set's (normalised) transcript of ``name``."""
+    with open(DEV / "transcripts.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return next(row["transcript"] for row in rows if row["id"] == name)
+
+
+def run(recognizer: Recognizer, audio: np.ndarray, chunks: list[int],
+        config: StreamingConfig | None = None) -> list[Event]:
     """Feed ``audio`` in chunks of the given sizes (cycled), then finish."""
-    session = recognizer.session()
+    session = recognizer.session(config)
     events: list[Event] = []
     pos, i = 0, 0
     while pos < len(audio):
@@ -128,6 +138,57 @@ def test_no_runaway_repetition(recognizer: Recognizer) -> None:
     assert len(words) <= len(ref.split()) + 3
 
 
+@pytest.mark.parametrize("name", ["moonshine-digits-petewarden-03",
+                                  "moonshine-digits-evmaki-05"])
+def test_a_digit_string_said_digit_by_digit_is_written_once(recognizer: Recognizer,
+                                                           name: str) -> None:
+    """Every digit is its own segment (the pauses are longer than the endpoint). Decoded alone,
+    tiny.en doubled digits ("0 3 0 8 2 2 4"), and with the earlier digits forced as a plain
+    prefix it looped ("1. 2. 1. 2. 1"); with them as timestamp-anchored context it writes the
+    string once."""
+    events = run(recognizer, wav(name), [1600])
+    assert sum(isinstance(e, EndOfSegment) for e in events) >= 4
+    ref = normalize_text(reference(name))
+    assert is_digit_string(ref)
+    assert normalize_text(committed(events), digits_mode=True) == ref
+
+
+def test_decodes_hear_earlier_segments_with_their_words_anchored(
+        recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each decode's forced prefix: earlier segments' committed words between timestamps, then
+    the open segment's start timestamp and its committed words; the audio spans at most
+    ``context_s``. With ``context_s = 0`` a segment is decoded alone."""
+    calls: list[tuple[int, list[int]]] = []
+    real_decode = streaming.decode
+
+    def spy(loaded: Any, audio: np.ndarray, prompt: list[int] | None = None,
+            prefix: list[int] | None = None, options: Any = None) -> Any:
+        calls.append((len(audio), list(prefix or [])))
+        return real_decode(loaded, audio, prompt=prompt, prefix=prefix, options=options)
+
+    monkeypatch.setattr(streaming, "decode", spy)
+    tok = recognizer.loaded.tokenizer
+    audio = wav("moonshine-digits-petewarden-03")
+    config = StreamingConfig(context_s=4.0)
+    text = committed(run(recognizer, audio, [1600], config))
+
+    assert all(prefix[0] >= tok.timestamp_begin for _, prefix in calls)
+    with_context = [(n, p) for n, p in calls if sum(t >= tok.timestamp_begin for t in p) >= 3]
+    assert len(with_context) >= len(calls) // 2
+    assert all(n <= 4.0 * SAMPLE_RATE for n, _ in with_context)
+    for _, prefix in with_context:
+        stamps = [t for t in prefix if t >= tok.timestamp_begin]
+        assert stamps == sorted(stamps) and len(stamps) % 2 == 1  # pairs, then the open start
+        words = tok.decode([t for t in prefix if t < tok.eot])
+        assert normalize_text(words, digits_mode=True) in normalize_text(text, digits_mode=True)
+
+    calls.clear()
+    run(recognizer, audio, [1600], StreamingConfig(context_s=0.0))
+    assert calls and all(prefix[0] == tok.timestamp_begin  # <|0.00|>: the segment's start
+                         and sum(t >= tok.timestamp_begin for t in prefix) == 1
+                         for _, prefix in calls)
+
+
 @pytest.mark.parametrize("case", ["repeat", "drop"])
 def test_live_chunkings_that_once_repeated_or_dropped_a_phrase(
         recognizer: Recognizer, case: str) -> None:
@@ -154,6 +215,18 @@ def test_trim_restart_cuts_a_hypothesis_that_starts_the_segment_over() -> None:
     done = words("it was the age of wisdom")
     hyp = words("it was the age of wisdom it was the age of foolishness")
     assert trim_restart(done, hyp) == hyp
+    done = words("it was the season of")
+    hyp = words("it was the season of light it was the season of darkness")
+    assert trim_restart(done, hyp) == hyp
+    # ... while the copy is still under way it is cut (a later hypothesis brings it back)
+    hyp = words("it was the season of light it was the season of")
+    assert [w.key for w in trim_restart(done, hyp)][-1] == "light"
+    # one committed word repeated by itself
+    assert [w.key for w in trim_restart(words("2"), words("2 2"))] == ["2"]
+    assert trim_restart(words("1"), words("1 1 8")) == words("1 1 8")
+    # a hypothesis that ends with the segment's first word again is kept
+    assert trim_restart(words("we had"), words("we had everything before us we")) == words(
+        "we had everything before us we")
 
 
 # --- segmenter -------------------------------------------------------------------------------
