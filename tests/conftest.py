@@ -7,9 +7,11 @@ reason, when Xvfb or the harness is missing (CI installs both, so they run there
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_fixtures import one_torch_thread
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -24,6 +26,14 @@ def e2e_skip_reason() -> str | None:
     if shutil.which("Xvfb") is None:
         return "Xvfb is not installed (run ../shared/harness/desktop_session.sh install)"
     return None
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread() -> Iterator[None]:
+    """Torch single-threaded for a whole test module (``pytestmark =
+    pytest.mark.usefixtures("single_torch_thread")``); see :func:`one_torch_thread`."""
+    with one_torch_thread():
+        yield
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

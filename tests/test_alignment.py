@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from model_fixtures import (
     DEV_WAV_DIR,
     JFK_TEXT,
     JFK_WAV,
-    one_torch_thread,
     read_wav,
     real_model_dir,
 )
@@ -39,10 +37,7 @@ from dictation.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
 VAD_FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from model_fixtures import one_torch_thread, real_model_dir
+from model_fixtures import real_model_dir
 
 from dictation.alignment import WordTiming
 from dictation.bench import (
@@ -38,10 +37,7 @@ SET_IDS = ["ljspeech-lj001-0008", "sb-spk2-snt6", "sb-spk2-snt3-noise5-5db"]
 """Three short files in three conditions; tiny.en gets the last two partly wrong (WER > 0)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,7 +17,6 @@ from model_fixtures import (
     DEV_WAV_DIR,
     JFK_TEXT,
     JFK_WAV,
-    one_torch_thread,
     read_wav,
     real_model_dir,
 )
@@ -49,10 +47,7 @@ FASTER_WHISPER_FILES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

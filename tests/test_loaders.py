@@ -8,13 +8,12 @@ import os
 import pickle
 import shutil
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from model_fixtures import JFK_WAV, build_tiny_hf_model, one_torch_thread, read_wav, real_model_dir
+from model_fixtures import JFK_WAV, build_tiny_hf_model, read_wav, real_model_dir
 from safetensors.torch import load_file, save_file
 
 from dictation.errors import ModelError
@@ -22,11 +21,7 @@ from dictation.features import features_for_window
 from dictation.loaders import LoadedModel, load_model
 from dictation.loaders.ct2 import read_model_bin
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ decoding token by token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from model_fixtures import (
     TINY_CONFIG,
     build_tiny_hf_model,
     convert_to_ct2,
-    one_torch_thread,
     read_wav,
 )
 
@@ -38,10 +36,7 @@ ATOL = {"hf": 1e-4, "ct2-float32": 1e-4, "ct2-float16": 1e-2, "ct2-int8": None}
 """Logit tolerance per copy; int8 is checked relative to the logit range instead."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
