@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,25 @@ def wait_ready(proc: subprocess.Popen[bytes], stderr_path: Path) -> None:
         time.sleep(0.1)
 
 
+@contextmanager
+def ready_app(args: list[str], env: dict[str, str],
+              stderr_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start the app (:func:`start_app`), wait until it is ready and yield its process; stop it
+    afterwards if the test left it running (SIGTERM, then SIGKILL after 15 s)."""
+    proc = start_app(args, env, stderr_path)
+    try:
+        wait_ready(proc, stderr_path)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def app_status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``dictation status`` against the app that ``env`` points at."""
     return subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
@@ -182,20 +202,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             resolve("tiny.en", download=False).path)
         env = app_env(home, {**os.environ, **desk_env})
         stderr_path = home / "app.stderr"
-        proc = start_app(["app"], env, stderr_path)
-        running = RunningApp(proc, env, home, home / "events.jsonl", stderr_path,
+        with ready_app(["app"], env, stderr_path) as proc:
+            yield RunningApp(proc, env, home, home / "events.jsonl", stderr_path,
                              home / "data" / "dictation" / "journal.jsonl", ref_text)
-        try:
-            wait_ready(proc, stderr_path)
-            yield running
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
 
 
 def dictate(app: RunningApp, wav: Path, during: Callable[[], None] | None = None
@@ -428,18 +437,12 @@ def test_second_instance_and_missing_microphone_are_refused(app: RunningApp,
 
     # with the tray the app stays up in the error state, so another microphone can be picked
     stderr_path = tmp_path / "tray-app.stderr"
-    proc = start_app(["--config", str(config), "app"], env, stderr_path)
-    try:
-        wait_ready(proc, stderr_path)
+    with ready_app(["--config", str(config), "app"], env, stderr_path) as proc:
         status = app_status(env)
         assert status.stdout.startswith("error "), status
         assert "no-such-microphone" in status.stdout
         proc.terminate()
         assert proc.wait(timeout=20) == 0, stderr_path.read_text(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_listen_mode_runs_without_a_tray(app: RunningApp, tmp_path: Path) -> None:
@@ -451,18 +454,12 @@ def test_listen_mode_runs_without_a_tray(app: RunningApp, tmp_path: Path) -> Non
     run.mkdir(mode=0o700)
     env = {**app.env, "XDG_RUNTIME_DIR": str(run)}
     stderr_path = tmp_path / "listen.stderr"
-    proc = start_app(["listen"], env, stderr_path)
-    try:
-        wait_ready(proc, stderr_path)
+    with ready_app(["listen"], env, stderr_path) as proc:
         status = app_status(env)
         assert status.stdout.startswith("idle model="), status
         assert [i for i in tray_icons() if i.pid == proc.pid] == []
         proc.terminate()
         assert proc.wait(timeout=20) == 0, stderr_path.read_text(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_sigterm_quits_cleanly(app: RunningApp) -> None:
