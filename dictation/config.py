@@ -20,6 +20,7 @@ from typing import Any
 
 from dictation.errors import ConfigError
 from dictation.hotkey import DEFAULT_HOTKEY, HOTKEY_NAMES, parse_hotkey
+from dictation.segmenter import SegmenterConfig
 
 TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "pynput")
 TERMINAL_MODES = ("paste", "type")
@@ -73,14 +74,15 @@ class RecognizerConfig:
     """[recognizer]: the model and the streaming segmenter."""
 
     model: str = "tiny.en"
-    vad_threshold: float = 0.5
+    vad_threshold: float = SegmenterConfig.threshold
     """Speech probability (0..1) above which a VAD frame counts as speech."""
-    endpoint_silence_s: float = 0.3
+    endpoint_silence_s: float = SegmenterConfig.endpoint_silence_s
     """Silence (s) that closes a segment."""
-    max_segment_s: float = 20.0
+    max_segment_s: float = SegmenterConfig.max_segment_s
     """A segment is closed when it reaches this length (s)."""
     decode_interval_s: float = 0.4
-    """Audio (s) between two decodes of the open segment."""
+    """Audio (s) between two decodes of the open segment (the streaming session's default;
+    a test keeps them equal: streaming.py imports torch, too heavy for reading the config)."""
 
 
 @dataclass(frozen=True)

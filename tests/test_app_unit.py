@@ -625,6 +625,13 @@ def test_streaming_config_follows_the_recognizer_section() -> None:
     assert sc.decode_interval_s == 0.5
 
 
+def test_default_recognizer_section_gives_the_benchmarked_streaming_settings() -> None:
+    """The app with a default configuration runs what `dictation bench --stream` measures."""
+    from dictation.streaming import StreamingConfig
+
+    assert streaming_config(RecognizerConfig()) == StreamingConfig()
+
+
 def test_event_log_appends_json_lines_privately(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     log = EventLog(path, clock=lambda: 12.5)
