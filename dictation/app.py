@@ -48,16 +48,16 @@ from dictation.config import (
 )
 from dictation.errors import ConfigError, DeviceError, DictationError, ModelError
 from dictation.eventlog import EventLog
-from dictation.keystate import GuardedXTestTyping, ModifierWatch
-from dictation.output import NOTIFY_TITLE, OutputPipeline, OutputSettings
-from dictation.replacements import ReplacementRules
+from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
+from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
+from dictation.output.replacements import ReplacementRules
 
 if TYPE_CHECKING:
+    from dictation.asr.recognizer import Recognizer
+    from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
+    from dictation.audio.mic import CaptureCursor, Microphone
     from dictation.hotkey import Action, HotkeyListener
-    from dictation.journal import TranscriptJournal
-    from dictation.mic import CaptureCursor, Microphone
-    from dictation.recognizer import Recognizer
-    from dictation.streaming import StreamingConfig, StreamingSession
+    from dictation.output.journal import TranscriptJournal
     from dictation.tray import Tray
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,8 @@ def local_models_dir() -> Path:
 
 def available_models(models_dir: Path | None = None) -> dict[str, str]:
     """Models the user can switch to without a download: menu name -> what
-    :func:`dictation.recognizer.load_recognizer` takes (a catalogue id, or a folder path)."""
-    from dictation.catalog import detect_format, installed_models
+    :func:`dictation.asr.recognizer.load_recognizer` takes (a catalogue id, or a folder path)."""
+    from dictation.asr.catalog import detect_format, installed_models
 
     models: dict[str, str] = {}
     try:
@@ -141,8 +141,8 @@ def available_models(models_dir: Path | None = None) -> dict[str, str]:
 
 def streaming_config(rc: RecognizerConfig) -> StreamingConfig:
     """The streaming session settings of the ``[recognizer]`` config."""
-    from dictation.segmenter import SegmenterConfig
-    from dictation.streaming import StreamingConfig
+    from dictation.asr.whisper.streaming import StreamingConfig
+    from dictation.audio.segmenter import SegmenterConfig
 
     release = min(SegmenterConfig.release, rc.vad_threshold)
     segmenter = SegmenterConfig(threshold=rc.vad_threshold, release=release,
@@ -297,7 +297,7 @@ class DictationApp:
         wait until the hotkey hears keys; then print the ready line. A missing microphone
         raises DeviceError without a tray; with one the app shows the error and keeps running.
         """
-        from dictation.mic import Microphone, list_input_devices
+        from dictation.audio.mic import Microphone, list_input_devices
 
         self.set_state(State.STARTING)
         self.mic = Microphone(self.config.audio.microphone, block_s=MIC_BLOCK_S)
@@ -369,7 +369,7 @@ class DictationApp:
                 log.info("no clipboard paste for terminals (%s); typing into them instead", exc)
 
     def _open_journal(self) -> None:
-        from dictation.journal import TranscriptJournal
+        from dictation.output.journal import TranscriptJournal
 
         self.journal = None
         if self.config.journal.enabled:
@@ -384,12 +384,12 @@ class DictationApp:
         spec = self.models.get(name, name)
         if self._load_model is not None:
             return self._load_model(spec)
-        from dictation.recognizer import load_recognizer
+        from dictation.asr.recognizer import load_recognizer
 
         return load_recognizer(spec)
 
     def _load_initial_model(self) -> None:
-        from dictation.catalog import DEFAULT_MODEL_ID
+        from dictation.asr.catalog import DEFAULT_MODEL_ID
 
         try:
             self.recognizer = self._load(self.model_name)

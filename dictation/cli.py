@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one JSON object per line: file, event, audio_time_s, text, segment")
     tr.add_argument("--chunk", type=float, default=0.1, help="--stream chunk size (s)")
 
-    from dictation.bench import add_bench_arguments
+    from dictation.bench.run import add_bench_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="WER, speed and latency on a speech set"))
     for name, text in (("toggle", "start or stop dictation in the running app"),
@@ -66,11 +66,11 @@ def _model_id(args: argparse.Namespace) -> str:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from dictation.audio_io import load_audio
-    from dictation.events import Commit, EndOfSegment, Partial
-    from dictation.recognizer import load_recognizer
-    from dictation.replay import replay
-    from dictation.transcribe import transcribe_audio
+    from dictation.asr.events import Commit, EndOfSegment, Partial
+    from dictation.asr.recognizer import load_recognizer
+    from dictation.asr.replay import replay
+    from dictation.asr.whisper.transcribe import transcribe_audio
+    from dictation.audio.files import load_audio
 
     recognizer = load_recognizer(_model_id(args))
     failures = 0
@@ -127,7 +127,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_models() -> int:
-    from dictation.catalog import installed_models, list_models
+    from dictation.asr.catalog import installed_models, list_models
 
     installed = set(installed_models())
     for entry in list_models():
@@ -138,7 +138,7 @@ def cmd_models() -> int:
 
 
 def cmd_devices() -> int:
-    from dictation.mic import list_input_devices
+    from dictation.audio.mic import list_input_devices
 
     for device in list_input_devices():
         default = " (default)" if device.is_default else ""
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "transcribe":
             return cmd_transcribe(args)
         if command == "bench":
-            from dictation.bench import bench_main
+            from dictation.bench.run import bench_main
 
             return bench_main(args)
         if command in ("toggle", "start", "stop", "status"):

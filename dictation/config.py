@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dictation.audio.segmenter import SegmenterConfig
 from dictation.errors import ConfigError
 from dictation.hotkey import DEFAULT_HOTKEY, HOTKEY_NAMES, parse_hotkey
-from dictation.segmenter import SegmenterConfig
 
 TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "pynput")
 TERMINAL_MODES = ("paste", "type")

@@ -3,7 +3,7 @@
 
     PYTHONPATH=. python scripts/bench.py --set ../shared/data/dev [--stream] [--model ID]
 
-Same options as ``dictation bench`` (see :mod:`dictation.bench`); the report lands in
+Same options as ``dictation bench`` (see :mod:`dictation.bench.run`); the report lands in
 reports/bench-<mode>-<model>.md with the hypotheses TSV beside it.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dictation.bench import add_bench_arguments, bench_main
+from dictation.bench.run import add_bench_arguments, bench_main
 
 REPORTS_DIR = Path(__file__).resolve().parents[1] / "reports"
 

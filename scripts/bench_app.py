@@ -11,7 +11,7 @@ Markdown report (default ``reports/app-latency.md``):
   audio read); also the second tap sent (xdotool) -> ``hotkey``;
 * word typed lag p50/p90: when a word was typed minus when it ended in the played audio
   (playback start = when ``desktop_session.sh play`` was started; word ends from
-  :func:`dictation.alignment.align_words` forced to the reference transcript);
+  :func:`dictation.bench.alignment.align_words` forced to the reference transcript);
 * stop tap -> last character p50/p90: stop tap sent -> the ``finished`` event;
 * idle CPU of the running app (utime + stime from /proc/PID/stat over ``--idle-s`` seconds,
   percent of one core), and memory (VmRSS, VmHWM);
@@ -183,11 +183,11 @@ def load_utterances(ids: list[str]) -> list[Utterance]:
 
 def align_references(utterances: list[Utterance], model: str) -> str:
     """Fill ``word_ends`` by forced alignment; returns how the times were obtained."""
-    from dictation.audio_io import load_audio
-    from dictation.recognizer import load_recognizer
+    from dictation.asr.recognizer import load_recognizer
+    from dictation.audio.files import load_audio
 
     try:
-        from dictation.alignment import align_words
+        from dictation.bench.alignment import align_words
     except ImportError:
         return "unavailable"
     recognizer = load_recognizer(model, progress=False)

@@ -20,7 +20,10 @@ from model_fixtures import (
 )
 
 from dictation import SAMPLE_RATE
-from dictation.alignment import (
+from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.asr.whisper.transcribe import speech_probabilities
+from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
+from dictation.bench.alignment import (
     WordTiming,
     align_words,
     distribute_words,
@@ -30,9 +33,6 @@ from dictation.alignment import (
     token_boundaries,
     trim_to_speech,
 )
-from dictation.loaders import LoadedModel, load_model
-from dictation.transcribe import speech_probabilities
-from dictation.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
 
 VAD_FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 

@@ -24,6 +24,7 @@ from dictation.app import (
     local_models_dir,
     streaming_config,
 )
+from dictation.asr.events import Commit, EndOfSegment, Event, Partial
 from dictation.config import (
     Config,
     ConfigWatcher,
@@ -34,11 +35,10 @@ from dictation.config import (
 )
 from dictation.errors import DeviceError, InjectionError, ModelError
 from dictation.eventlog import EventLog, read_events
-from dictation.events import Commit, EndOfSegment, Event, Partial
-from dictation.focus import WindowInfo
-from dictation.keystate import ModifierWatch
-from dictation.output import OutputPipeline, OutputSettings
-from dictation.replacements import ReplacementRules, ReplacementStream
+from dictation.inject.keystate import ModifierWatch
+from dictation.output.focus import WindowInfo
+from dictation.output.pipeline import OutputPipeline, OutputSettings
+from dictation.output.replacements import ReplacementRules, ReplacementStream
 
 EDITOR = WindowInfo(11, "Gedit", "notes.txt")
 OTHER = WindowInfo(12, "Firefox", "Inbox")
@@ -627,7 +627,7 @@ def test_streaming_config_follows_the_recognizer_section() -> None:
 
 def test_default_recognizer_section_gives_the_benchmarked_streaming_settings() -> None:
     """The app with a default configuration runs what `dictation bench --stream` measures."""
-    from dictation.streaming import StreamingConfig
+    from dictation.asr.whisper.streaming import StreamingConfig
 
     assert streaming_config(RecognizerConfig()) == StreamingConfig()
 

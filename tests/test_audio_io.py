@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from dictation import SAMPLE_RATE
-from dictation.audio_io import Utterance, load_audio, read_dataset, resample
+from dictation.audio.files import Utterance, load_audio, read_dataset, resample
 from dictation.errors import AudioError
 
 

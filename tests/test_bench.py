@@ -15,8 +15,11 @@ from types import ModuleType
 import pytest
 from model_fixtures import real_model_dir
 
-from dictation.alignment import WordTiming
-from dictation.bench import (
+from dictation.asr.events import Commit, EndOfSegment, Partial
+from dictation.asr.replay import TimedEvent
+from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.bench.alignment import WordTiming
+from dictation.bench.run import (
     BenchReport,
     add_bench_arguments,
     bench_main,
@@ -29,9 +32,6 @@ from dictation.bench import (
     write_hyps_tsv,
 )
 from dictation.errors import ConfigError
-from dictation.events import Commit, EndOfSegment, Partial
-from dictation.loaders import LoadedModel, load_model
-from dictation.replay import TimedEvent
 
 SET_IDS = ["ljspeech-lj001-0008", "sb-spk2-snt6", "sb-spk2-snt3-noise5-5db"]
 """Three short files in three conditions; tiny.en gets the last two partly wrong (WER > 0)."""

@@ -18,8 +18,8 @@ import pytest
 from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 
-from dictation import catalog
-from dictation.catalog import installed_models, list_models, resolve
+from dictation.asr import catalog
+from dictation.asr.catalog import installed_models, list_models, resolve
 from dictation.errors import ModelError
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"

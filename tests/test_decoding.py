@@ -22,7 +22,7 @@ from model_fixtures import (
 )
 
 from dictation import SAMPLE_RATE
-from dictation.decoding import (
+from dictation.asr.whisper.decoding import (
     DecodeOptions,
     RepetitionGuard,
     SuppressAtBegin,
@@ -31,8 +31,8 @@ from dictation.decoding import (
     compression_ratio,
     decode,
 )
-from dictation.features import N_SAMPLES
-from dictation.loaders import LoadedModel, load_model
+from dictation.asr.whisper.features import N_SAMPLES
+from dictation.asr.whisper.loaders import LoadedModel, load_model
 
 SCORING_DIR = DEV_WAV_DIR.parent.parent.parent / "scoring"
 NO_SPEECH_THRESHOLD = 0.6

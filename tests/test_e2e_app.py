@@ -196,7 +196,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         (home / "config" / "dictation" / "config.toml").write_text(
             f'[[replacements]]\npattern = "{pattern}"\nreplacement = "{replacement}"\n',
             encoding="utf-8")
-        from dictation.catalog import resolve
+        from dictation.asr.catalog import resolve
 
         (home / "data" / "dictation" / "models" / "tiny.en-copy").symlink_to(
             resolve("tiny.en", download=False).path)
@@ -381,7 +381,7 @@ def test_focus_switch_mid_dictation_types_nothing_into_the_new_window(
     typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
     assert held.rstrip(" .").endswith("country")  # the end of the speech was held back
     assert stable_text().strip() == typed.strip()  # the box got what was typed, no more
-    from dictation.journal import JournalEntry
+    from dictation.output.journal import JournalEntry
 
     lines = app.journal.read_text(encoding="utf-8").splitlines()
     entries = [JournalEntry.from_json(line) for line in lines]

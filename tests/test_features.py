@@ -11,7 +11,7 @@ import torch
 from model_fixtures import JFK_WAV, read_wav
 
 from dictation import SAMPLE_RATE
-from dictation.features import (
+from dictation.asr.whisper.features import (
     HOP_LENGTH,
     N_FFT,
     N_FRAMES,

@@ -12,7 +12,7 @@ import pytest
 from harness import desktop_session, harness_focus
 from Xlib import X
 
-from dictation.focus import FocusLatch, WindowInfo, focused_window, is_terminal
+from dictation.output.focus import FocusLatch, WindowInfo, focused_window, is_terminal
 
 EDITOR = WindowInfo(1, "Gedit", "notes.txt")
 TERMINAL = WindowInfo(2, "XTerm", "bash")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dictation.journal import JournalEntry, JournalError, TranscriptJournal
+from dictation.output.journal import JournalEntry, JournalError, TranscriptJournal
 
 FIXED_TIME = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
 

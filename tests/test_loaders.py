@@ -16,10 +16,10 @@ import torch
 from model_fixtures import JFK_WAV, build_tiny_hf_model, read_wav, real_model_dir
 from safetensors.torch import load_file, save_file
 
+from dictation.asr.whisper.features import features_for_window
+from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.asr.whisper.loaders.ct2 import read_model_bin
 from dictation.errors import ModelError
-from dictation.features import features_for_window
-from dictation.loaders import LoadedModel, load_model
-from dictation.loaders.ct2 import read_model_bin
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

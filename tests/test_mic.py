@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from dictation import SAMPLE_RATE
+from dictation.audio.mic import CaptureCursor, InputDevice, RingBuffer, find_device
 from dictation.errors import DeviceError
-from dictation.mic import CaptureCursor, InputDevice, RingBuffer, find_device
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_WAV = REPO.parent / "shared" / "data" / "dev" / "wav" / "ljspeech-lj001-0002.wav"
@@ -392,7 +392,7 @@ def test_reopen_switches_device_and_keeps_the_old_one_on_failure(
 def test_microphone_mute_and_check_without_a_device() -> None:
     """The parts of Microphone that need no stream: muting marks the next samples, and check()
     on a closed microphone says what to do."""
-    from dictation.mic import Microphone
+    from dictation.audio.mic import Microphone
 
     mic = Microphone(buffer_s=1.0)
     mic.ring.write(ramp(1, 1000))
@@ -413,7 +413,7 @@ def test_microphone_mute_and_check_without_a_device() -> None:
 
 
 def _child_devices() -> None:
-    from dictation.mic import Microphone, list_input_devices
+    from dictation.audio.mic import Microphone, list_input_devices
 
     names = [d.name for d in list_input_devices()]
     error = open_error = ""
@@ -430,7 +430,7 @@ def _child_devices() -> None:
 
 def _child_capture(out_dir: str, rate: str) -> None:
     """Commands: wait-audio, start, cue, stop, wait-error (see the tests above)."""
-    from dictation.mic import Microphone
+    from dictation.audio.mic import Microphone
 
     errors: list[str] = []
     mic = Microphone(rate=int(rate) or None, on_error=lambda e: errors.append(str(e)))

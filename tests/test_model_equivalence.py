@@ -25,8 +25,8 @@ from model_fixtures import (
     read_wav,
 )
 
-from dictation.features import features_for_window
-from dictation.loaders import LoadedModel, load_model
+from dictation.asr.whisper.features import features_for_window
+from dictation.asr.whisper.loaders import LoadedModel, load_model
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("ctranslate2")

@@ -17,14 +17,15 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dictation import SAMPLE_RATE, streaming
-from dictation.commit import LocalAgreement, Word, agreed_prefix, committed_end
-from dictation.events import Commit, EndOfSegment, Event, Partial
-from dictation.recognizer import Recognizer, load_recognizer
-from dictation.replay import replay
-from dictation.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
-from dictation.streaming import StreamingConfig, split_words, trim_restart
-from dictation.vad import FRAME_SAMPLES
+from dictation import SAMPLE_RATE
+from dictation.asr.commit import LocalAgreement, Word, agreed_prefix, committed_end
+from dictation.asr.events import Commit, EndOfSegment, Event, Partial
+from dictation.asr.recognizer import Recognizer, load_recognizer
+from dictation.asr.replay import replay
+from dictation.asr.whisper import streaming
+from dictation.asr.whisper.streaming import StreamingConfig, split_words, trim_restart
+from dictation.audio.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
+from dictation.audio.vad import FRAME_SAMPLES
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 sys.path.insert(0, str(DEV.parent.parent / "scoring"))

@@ -3,8 +3,8 @@
 One :class:`OutputPipeline` serves one dictation at a time (:meth:`~OutputPipeline.begin`,
 :meth:`~OutputPipeline.handle` for each recognizer event, :meth:`~OutputPipeline.end`):
 
-* Commits pass through the replacement rules (:mod:`dictation.replacements`, NFC) and are typed
-  as they arrive; partial hypotheses are never typed.
+* Commits pass through the replacement rules (:mod:`dictation.output.replacements`, NFC) and are
+  typed as they arrive; partial hypotheses are never typed.
 * Terminals (the target window's class is one of ``terminal_classes``) get each segment as one
   phrase at its end: pasted with Ctrl+Shift+V (``terminal_mode = "paste"``) or typed
   (``"type"``); never Ctrl+V.
@@ -31,11 +31,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dictation.asr.events import Commit, EndOfSegment, Event, Partial
 from dictation.config import TERMINAL_CLASSES
 from dictation.errors import DictationError, InjectionError
-from dictation.events import Commit, EndOfSegment, Event, Partial
-from dictation.focus import FocusLatch, WindowInfo, focused_window, is_terminal
-from dictation.replacements import ReplacementRules, ReplacementStream
+from dictation.output.focus import FocusLatch, WindowInfo, focused_window, is_terminal
+from dictation.output.replacements import ReplacementRules, ReplacementStream
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Typist(Protocol):
 
 
 class Journal(Protocol):
-    """What records segments: :class:`dictation.journal.TranscriptJournal` or a test fake."""
+    """What records segments: :class:`dictation.output.journal.TranscriptJournal` or a test fake."""
 
     def append(self, text: str, *, window_class: str | None, typed: bool) -> Any: ...
 
@@ -89,7 +89,7 @@ class OutputPipeline:
     returns the focused window; ``copy`` puts text on the clipboard; ``notify(title, body)``
     tells the user; ``muted()`` mutes the hotkey while typing; ``log_event(name, **fields)``
     records timing events (:mod:`dictation.eventlog`); ``wait_keys()`` returns once the user
-    holds no modifier key (:class:`dictation.keystate.ModifierWatch`), so typed letters never
+    holds no modifier key (:class:`dictation.inject.keystate.ModifierWatch`), so typed letters never
     become shortcuts.
     """
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from dictation import SAMPLE_RATE
-from dictation.features import HOP_LENGTH, N_FRAMES, features_for_window
-from dictation.loaders import LoadedModel
+from dictation.asr.whisper.features import HOP_LENGTH, N_FRAMES, features_for_window
+from dictation.asr.whisper.loaders import LoadedModel
 
 TIMESTAMP_S = 0.02
 """Seconds per step of Whisper's timestamp tokens (<|0.00|>, <|0.02|>, ...)."""
@@ -46,7 +46,8 @@ class DecodeOptions:
     (0.02 s steps from the window's start), and a forced prefix may carry them to tell the
     decoder which audio its words cover. Timestamps are not part of the result's tokens."""
     word_timestamps: bool = False
-    """Keep the alignment heads' cross-attention so :mod:`dictation.alignment` can time words."""
+    """Keep the alignment heads' cross-attention so :mod:`dictation.bench.alignment`
+    can time words."""
 
 
 @dataclass

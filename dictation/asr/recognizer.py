@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dictation.catalog import resolve
-from dictation.loaders import LoadedModel, load_model
-from dictation.streaming import StreamingConfig, StreamingSession
-from dictation.vad import SileroVadNet, load_vad_net
+from dictation.asr.catalog import resolve
+from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
+from dictation.audio.vad import SileroVadNet, load_vad_net
 
 
 def default_threads() -> int:

@@ -11,10 +11,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from dictation.asr.whisper.loaders import LoadedModel, assign
+from dictation.asr.whisper.model import ModelDimensions, Whisper
+from dictation.asr.whisper.tokenizer import WhisperTokenizer
 from dictation.errors import ModelError
-from dictation.loaders import LoadedModel, assign
-from dictation.model import ModelDimensions, Whisper
-from dictation.tokenizer import WhisperTokenizer
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -1,11 +1,11 @@
-"""Streaming session: PCM chunks of any size in, :mod:`dictation.events` out.
+"""Streaming session: PCM chunks of any size in, :mod:`dictation.asr.events` out.
 
 The session owns per-stream state only (VAD state, open segment, commits); the model and the VAD
 network are shared and read-only. It is driven by :meth:`StreamingSession.feed`, so tests and the
 benchmark control "now" exactly: every decode sees only the audio fed so far.
 
 Per fed chunk:
-1. VAD (Silero, 32 ms frames) -> :class:`~dictation.segmenter.Segmenter` boundaries. Segments
+1. VAD (Silero, 32 ms frames) -> :class:`~dictation.audio.segmenter.Segmenter` boundaries. Segments
    end at pauses (``endpoint_silence_s``) or at ``max_segment_s``.
 2. The open segment is re-decoded every ``decode_interval_s`` of new speech and once a pause
    begins. Each decode hears the latest closed segments too (``context_s``): in Whisper's
@@ -13,7 +13,7 @@ Per fed chunk:
    timestamps of where it lies in the window, then the open segment's start timestamp and its
    committed words, so the decoder knows which audio is already transcribed and goes on from
    there with the sentence around it in view; older text is the prompt.
-   :class:`~dictation.commit.LocalAgreement` turns agreeing hypotheses into commits.
+   :class:`~dictation.asr.commit.LocalAgreement` turns agreeing hypotheses into commits.
 3. A closed segment's last hypothesis (or, if speech came after it, one more decode) is
    committed whole. Guards drop what is not speech: Whisper's no-speech rule, stock phrases it
    invents from noise, copies of the prompt and restarts of the segment.
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dictation import SAMPLE_RATE
-from dictation.commit import LocalAgreement, Word
-from dictation.decoding import TIMESTAMP_S, DecodeOptions, DecodeResult, decode
-from dictation.events import Commit, EndOfSegment, Event, Partial
-from dictation.features import CHUNK_SECONDS
-from dictation.loaders import LoadedModel
-from dictation.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
-from dictation.vad import FRAME_SAMPLES, SileroVadNet, VadStream
+from dictation.asr.commit import LocalAgreement, Word
+from dictation.asr.events import Commit, EndOfSegment, Event, Partial
+from dictation.asr.whisper.decoding import TIMESTAMP_S, DecodeOptions, DecodeResult, decode
+from dictation.asr.whisper.features import CHUNK_SECONDS
+from dictation.asr.whisper.loaders import LoadedModel
+from dictation.audio.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
+from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, VadStream
 
 HALLUCINATIONS = frozenset({
     "thank you", "thank you very much", "thanks", "thanks for watching",

@@ -87,7 +87,7 @@ class _Digest:
 
 def default_catalog_path() -> Path:
     """Where models/catalog.toml is: in the source checkout, else installed under share/."""
-    candidates = [Path(__file__).resolve().parent.parent / CATALOG_FILE]
+    candidates = [Path(__file__).resolve().parents[2] / CATALOG_FILE]
     for prefix in {sys.prefix, sysconfig.get_path("data")}:
         candidates.append(Path(prefix) / "share" / "dictation" / CATALOG_FILE)
     for candidate in candidates:

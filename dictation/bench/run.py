@@ -1,15 +1,17 @@
 """``dictation bench``: accuracy, speed and latency of the recognizer on a speech set.
 
-For each utterance of a set folder (see :func:`dictation.audio_io.read_dataset`):
+For each utterance of a set folder (see :func:`dictation.audio.files.read_dataset`):
 
-- offline mode transcribes the whole file (:func:`dictation.transcribe.transcribe_audio`);
-- stream mode feeds it through a :class:`~dictation.streaming.StreamingSession` as if it were
-  live (:func:`dictation.replay.replay` with the real-time clock, 1 s of trailing silence); the
+- offline mode transcribes the whole file
+  (:func:`dictation.asr.whisper.transcribe.transcribe_audio`);
+- stream mode feeds it through a :class:`~dictation.asr.whisper.streaming.StreamingSession` as
+  if it were
+  live (:func:`dictation.asr.replay.replay` with the real-time clock, 1 s of trailing silence); the
   hypothesis is everything committed.
 
 WER is computed with the project's scorer, ``../shared/scoring/score.py`` (imported by path: it
 is the judge, so there is no fallback copy). Stream mode also measures, against word times from
-forced alignment of the offline transcript (:mod:`dictation.alignment`):
+forced alignment of the offline transcript (:mod:`dictation.bench.alignment`):
 
 - per-word commit lag: when a word was committed minus when it ends in the audio;
 - segment-end latency: when a segment's last words were committed minus when its speech ended.
@@ -41,24 +43,24 @@ import numpy as np
 import torch
 
 from dictation import SAMPLE_RATE
-from dictation.alignment import WordTiming, align_words
-from dictation.audio_io import Utterance, load_audio, read_dataset
-from dictation.catalog import DEFAULT_MODEL_ID
-from dictation.decoding import DecodeOptions, decode
+from dictation.asr.catalog import DEFAULT_MODEL_ID
+from dictation.asr.events import Commit, Partial
+from dictation.asr.recognizer import default_threads, load_recognizer
+from dictation.asr.replay import TimedEvent, replay
+from dictation.asr.whisper.decoding import DecodeOptions, decode
+from dictation.asr.whisper.loaders import LoadedModel
+from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
+from dictation.asr.whisper.transcribe import OFFLINE_OPTIONS, transcribe_audio
+from dictation.audio.files import Utterance, load_audio, read_dataset
+from dictation.audio.vad import SileroVadNet, load_vad_net
+from dictation.bench.alignment import WordTiming, align_words
 from dictation.errors import ConfigError, DictationError
-from dictation.events import Commit, Partial
-from dictation.loaders import LoadedModel
-from dictation.recognizer import default_threads, load_recognizer
-from dictation.replay import TimedEvent, replay
-from dictation.streaming import StreamingConfig, StreamingSession
-from dictation.transcribe import OFFLINE_OPTIONS, transcribe_audio
-from dictation.vad import SileroVadNet, load_vad_net
 
 Mode = Literal["offline", "stream"]
 
 SCORER_ENV = "DICTATION_SCORER"
 """Environment variable naming the scorer script (overrides the default location)."""
-DEFAULT_SCORER = Path(__file__).resolve().parents[1].parent / "shared" / "scoring" / "score.py"
+DEFAULT_SCORER = Path(__file__).resolve().parents[3] / "shared" / "scoring" / "score.py"
 """``../shared/scoring/score.py`` beside the checkout."""
 TRAILING_SILENCE_S = 1.0
 """Silence fed after each utterance in stream mode, seconds (a live microphone keeps going)."""

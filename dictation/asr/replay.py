@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dictation import SAMPLE_RATE
-from dictation.events import Event
-from dictation.streaming import StreamingSession
+from dictation.asr.events import Event
+from dictation.asr.whisper.streaming import StreamingSession
 
 
 @dataclass(frozen=True)

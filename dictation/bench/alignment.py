@@ -14,7 +14,8 @@ where that token is spoken. For one window of at most 30 s:
    the neighbouring word and does not count towards its times).
 
 Audio longer than 30 s is cut into windows of at most 30 s where the offline transcriber
-(:mod:`dictation.transcribe`) cuts it, each aligned on its own and offset by its start. Where
+(:mod:`dictation.asr.whisper.transcribe`) cuts it, each aligned on its own and offset by its
+start. Where
 whisper patches over-long words with its segment timestamps, this module (decoding without
 timestamps) shrinks each word to the speech that Silero VAD hears inside it.
 """
@@ -33,11 +34,11 @@ import torch
 from torch import Tensor
 
 from dictation import SAMPLE_RATE
-from dictation.decoding import DecodeOptions, DecodeResult, decode, encode_audio
-from dictation.features import N_SAMPLES
-from dictation.loaders import LoadedModel
-from dictation.transcribe import is_non_speech, speech_probabilities, window_cuts
-from dictation.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
+from dictation.asr.whisper.decoding import DecodeOptions, DecodeResult, decode, encode_audio
+from dictation.asr.whisper.features import N_SAMPLES
+from dictation.asr.whisper.loaders import LoadedModel
+from dictation.asr.whisper.transcribe import is_non_speech, speech_probabilities, window_cuts
+from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
 
 FRAME_S = 0.02
 """Seconds per encoder frame (two 10 ms mel frames)."""
@@ -328,9 +329,11 @@ def align_words(loaded: LoadedModel, audio: np.ndarray, text: str | None = None,
     """Words of ``audio`` (16 kHz mono float32, any length) with their start and end times in
     seconds from the start of the audio.
 
-    text None: transcribe (greedy, full 30 s windows, as :mod:`dictation.transcribe` does) and
+    text None: transcribe (greedy, full 30 s windows, as
+    :mod:`dictation.asr.whisper.transcribe` does) and
     time the transcript; otherwise force ``text``'s tokens. Audio over 30 s is aligned per
-    window, cut where :func:`dictation.transcribe.window_cuts` cuts it (Silero VAD ``vad_net``,
+    window, cut where :func:`dictation.asr.whisper.transcribe.window_cuts` cuts it (Silero VAD
+    ``vad_net``,
     loaded on demand); forced text is then shared out between the windows by matching it
     against each window's own transcript. With ``trim``, words are shrunk to the speech VAD
     hears inside them (see :func:`trim_to_speech`)."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from dictation import SAMPLE_RATE
-from dictation.decoding import DecodeOptions, DecodeResult, decode
-from dictation.features import N_SAMPLES
-from dictation.loaders import LoadedModel
-from dictation.streaming import is_weak_stock_phrase
-from dictation.vad import FRAME_SAMPLES, SileroVadNet, VadStream
+from dictation.asr.whisper.decoding import DecodeOptions, DecodeResult, decode
+from dictation.asr.whisper.features import N_SAMPLES
+from dictation.asr.whisper.loaders import LoadedModel
+from dictation.asr.whisper.streaming import is_weak_stock_phrase
+from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, VadStream
 
 OFFLINE_OPTIONS = DecodeOptions(full_window=True)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dictation.asr.whisper.loaders import LoadedModel, assign
+from dictation.asr.whisper.model import ModelDimensions, Whisper
+from dictation.asr.whisper.tokenizer import WhisperTokenizer
 from dictation.errors import ModelError
-from dictation.loaders import LoadedModel, assign
-from dictation.model import ModelDimensions, Whisper
-from dictation.tokenizer import WhisperTokenizer
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 _BFLOAT16 = 5

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from dictation.asr.whisper.model import Whisper
+from dictation.asr.whisper.tokenizer import WhisperTokenizer
 from dictation.errors import ModelError
-from dictation.model import Whisper
-from dictation.tokenizer import WhisperTokenizer
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class LoadedModel:
 
 def load_model(path: Path, fmt: str, name: str | None = None, language: str = "en") -> LoadedModel:
     """Load a model directory in format ``"ct2"`` (CTranslate2) or ``"hf"`` (safetensors)."""
-    from dictation.loaders import ct2, hf
+    from dictation.asr.whisper.loaders import ct2, hf
 
     if not path.is_dir():
         raise ModelError(f"model directory not found: {path}")
