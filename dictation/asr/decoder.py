@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -112,13 +112,15 @@ class ChunkOutput:
     next chunk may change them. Shown as a partial, never committed from here."""
 
 
+@runtime_checkable
 class MonotoneDecoder(Protocol[StateT]):
     """WeNet-style streaming decoder: ``forward_chunk(x, state) -> (y, new_state)``.
 
     The driver creates a state when a segment opens (the model starts an utterance: empty
     caches, offset 0), feeds each new piece of the segment's audio once, in order, and at the
     segment's end calls :meth:`finish` so that the frames held back for look-ahead are decoded
-    too. Output depends only on the audio, not on how it was cut into chunks."""
+    too. Output depends only on the audio, not on how it was cut into chunks. (The driver tells
+    the two shapes apart by this protocol: an object with ``forward_chunk`` is monotone.)"""
 
     def new_state(self) -> StateT:
         """State of a new utterance (segment)."""

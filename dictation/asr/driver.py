@@ -132,13 +132,15 @@ class StreamingDriver:
     def __init__(self, decoder: RedecodingDecoder[Any] | MonotoneDecoder[Any], vad: FrameVad,
                  config: StreamingConfig | None = None) -> None:
         self.config = config or StreamingConfig()
-        self.monotone: MonotoneDecoder[Any] | None = (
-            decoder if hasattr(decoder, "forward_chunk") else None)  # type: ignore[assignment]
-        self.redecoding: RedecodingDecoder[Any] | None = (
-            None if self.monotone is not None else decoder)  # type: ignore[assignment]
-        self.decoder_state: Any = (self.redecoding.new_state()
-                                   if self.redecoding is not None else None)
-        """The re-decoding decoder's per-stream state."""
+        self.monotone: MonotoneDecoder[Any] | None = None
+        self.redecoding: RedecodingDecoder[Any] | None = None
+        self.decoder_state: Any = None
+        """The re-decoding decoder's per-stream state (a monotone decoder's is per segment)."""
+        if isinstance(decoder, MonotoneDecoder):
+            self.monotone = decoder
+        else:
+            self.redecoding = decoder
+            self.decoder_state = decoder.new_state()
         self.vad = vad
         self.segmenter = Segmenter(self.config.segmenter)
         self.audio = np.zeros(0, dtype=np.float32)
