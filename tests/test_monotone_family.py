@@ -261,3 +261,22 @@ def test_families_are_found_by_name() -> None:
     assert recognizer.model_id == "toy"
     with pytest.raises(ModelError, match="Unknown model family 'nope'.*whisper"):
         family_loader("nope")
+
+
+FAMILY_NEUTRAL = ("app.py", "cli.py", "bench/run.py", "asr/driver.py", "asr/session.py",
+                  "asr/decoder.py", "asr/commit.py", "asr/events.py", "asr/replay.py",
+                  "asr/recognizer.py")
+"""Modules that must know no model family (they use the Recognizer/Session protocols)."""
+
+
+def test_app_cli_bench_and_driver_import_no_model_family() -> None:
+    import ast
+
+    import dictation
+
+    package = Path(dictation.__file__).parent
+    for name in FAMILY_NEUTRAL:
+        tree = ast.parse((package / name).read_text(encoding="utf-8"))
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in imported if m.startswith("dictation.asr.whisper")], name

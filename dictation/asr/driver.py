@@ -167,6 +167,7 @@ class StreamingDriver:
 
     @property
     def context_s(self) -> float:
+        """How long closed segments are kept for the decoder as context, seconds."""
         return self.redecoding.context_s if self.redecoding is not None else 0.0
 
     def feed(self, pcm: np.ndarray) -> list[Event]:
