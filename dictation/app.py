@@ -53,8 +53,8 @@ from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettin
 from dictation.output.replacements import ReplacementRules
 
 if TYPE_CHECKING:
-    from dictation.asr.recognizer import Recognizer
-    from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
+    from dictation.asr.driver import StreamingConfig
+    from dictation.asr.session import Recognizer, Session
     from dictation.audio.mic import CaptureCursor, Microphone
     from dictation.hotkey import Action, HotkeyListener
     from dictation.output.journal import TranscriptJournal
@@ -141,7 +141,7 @@ def available_models(models_dir: Path | None = None) -> dict[str, str]:
 
 def streaming_config(rc: RecognizerConfig) -> StreamingConfig:
     """The streaming session settings of the ``[recognizer]`` config."""
-    from dictation.asr.whisper.streaming import StreamingConfig
+    from dictation.asr.driver import StreamingConfig
     from dictation.audio.segmenter import SegmenterConfig
 
     release = min(SegmenterConfig.release, rc.vad_threshold)
@@ -208,7 +208,7 @@ class DictationApp:
                                      muted=self._typing_muted, log_event=self.events,
                                      wait_keys=self.modifiers.wait_released)
         self.journal: TranscriptJournal | None = None
-        self.session: StreamingSession | None = None
+        self.session: Session | None = None
         self.cursor: CaptureCursor | None = None
         self.quitting = False
         self.exit_code = 0
@@ -498,7 +498,7 @@ class DictationApp:
         except DeviceError as exc:
             self._fail(exc, "Microphone")
             return
-        self.session = self.recognizer.session(streaming_config(self.config.recognizer))
+        self.session = self.recognizer.open_session(streaming_config(self.config.recognizer))
         self._audio_seen = False
         if self.hotkey is not None:
             self.hotkey.set_active(True)

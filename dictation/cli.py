@@ -69,7 +69,6 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from dictation.asr.events import Commit, EndOfSegment, Partial
     from dictation.asr.recognizer import load_recognizer
     from dictation.asr.replay import replay
-    from dictation.asr.whisper.transcribe import transcribe_audio
     from dictation.audio.files import load_audio
 
     recognizer = load_recognizer(_model_id(args))
@@ -82,7 +81,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             failures += 1
             continue
         if not args.stream:
-            text = transcribe_audio(recognizer.loaded, recognizer.vad, audio)
+            text = recognizer.transcribe(audio)
             if args.json:
                 print(json.dumps({"file": str(path), "event": "transcript",
                                   "audio_time_s": round(len(audio) / SAMPLE_RATE, 3),
@@ -92,7 +91,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             continue
         names = {Partial: "partial", Commit: "commit", EndOfSegment: "end_of_segment"}
         committed = []
-        for timed in replay(recognizer.session(), audio, chunk_s=args.chunk):
+        for timed in replay(recognizer.open_session(), audio, chunk_s=args.chunk):
             event = timed.event
             if isinstance(event, Commit):
                 committed.append(event.text)

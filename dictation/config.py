@@ -82,7 +82,7 @@ class RecognizerConfig:
     """A segment is closed when it reaches this length (s)."""
     decode_interval_s: float = 0.4
     """Audio (s) between two decodes of the open segment (the streaming session's default;
-    a test keeps them equal: streaming.py imports torch, too heavy for reading the config)."""
+    a test keeps them equal: asr/driver.py imports torch, too heavy for reading the config)."""
 
 
 @dataclass(frozen=True)

@@ -187,13 +187,13 @@ def align_references(utterances: list[Utterance], model: str) -> str:
     from dictation.audio.files import load_audio
 
     try:
-        from dictation.bench.alignment import align_words
+        from dictation.bench.alignment import reference_word_times
     except ImportError:
         return "unavailable"
     recognizer = load_recognizer(model, progress=False)
     for u in utterances:
         audio = load_audio(u.wav)
-        timings = align_words(recognizer.loaded, audio, text=u.transcript)
+        timings = reference_word_times(recognizer, audio, u.transcript)
         u.word_ends = [(norm_word(t.word), float(t.end_s)) for t in timings]
     return f"forced alignment of the reference transcript ({model})"
 

@@ -400,7 +400,7 @@ class FakeRecognizer:
     words: list[str] = field(default_factory=lambda: ["Hello", " there", " friend."])
     sessions: list[FakeSession] = field(default_factory=list)
 
-    def session(self, config: Any = None) -> FakeSession:
+    def open_session(self, config: Any = None) -> FakeSession:
         self.sessions.append(FakeSession(list(self.words)))
         return self.sessions[-1]
 
@@ -627,7 +627,7 @@ def test_streaming_config_follows_the_recognizer_section() -> None:
 
 def test_default_recognizer_section_gives_the_benchmarked_streaming_settings() -> None:
     """The app with a default configuration runs what `dictation bench --stream` measures."""
-    from dictation.asr.whisper.streaming import StreamingConfig
+    from dictation.asr.driver import StreamingConfig
 
     assert streaming_config(RecognizerConfig()) == StreamingConfig()
 

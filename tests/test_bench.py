@@ -17,7 +17,9 @@ from model_fixtures import real_model_dir
 
 from dictation.asr.events import Commit, EndOfSegment, Partial
 from dictation.asr.replay import TimedEvent
-from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.asr.whisper.loaders import load_model
+from dictation.asr.whisper.recognizer import WhisperRecognizer
+from dictation.audio.vad import load_vad_net
 from dictation.bench.alignment import WordTiming
 from dictation.bench.run import (
     BenchReport,
@@ -69,8 +71,9 @@ def tiny_set(dev_set_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="module")
-def tiny_en() -> LoadedModel:
-    return load_model(real_model_dir(), "ct2", "tiny.en")
+def tiny_en() -> WhisperRecognizer:
+    return WhisperRecognizer("tiny.en", load_model(real_model_dir(), "ct2", "tiny.en"),
+                             load_vad_net())
 
 
 def run_scorer_script(script: Path, set_dir: Path, hyps: Path) -> dict[str, object]:
@@ -89,10 +92,10 @@ def assert_matches_scorer(report: BenchReport, script: Path, set_dir: Path) -> N
 
 
 @pytest.mark.slow
-def test_offline_bench_reports_the_scorers_wer(tiny_set: Path, tiny_en: LoadedModel,
+def test_offline_bench_reports_the_scorers_wer(tiny_set: Path, tiny_en: WhisperRecognizer,
                                                scorer_script: Path, tmp_path: Path) -> None:
     report = run_bench(tiny_set, "tiny.en", report_path=tmp_path / "offline.md",
-                       progress=False, threads=1, scorer=scorer_script, loaded=tiny_en)
+                       progress=False, threads=1, scorer=scorer_script, recognizer=tiny_en)
     assert report.mode == "offline" and len(report.utterances) == len(SET_IDS)
     assert_matches_scorer(report, scorer_script, tiny_set)
     assert report.wer > 0  # tiny.en mishears two of these: the comparison is not 0 == 0
@@ -106,10 +109,10 @@ def test_offline_bench_reports_the_scorers_wer(tiny_set: Path, tiny_en: LoadedMo
 
 
 @pytest.mark.slow
-def test_stream_bench_measures_commit_lag(tiny_set: Path, tiny_en: LoadedModel,
+def test_stream_bench_measures_commit_lag(tiny_set: Path, tiny_en: WhisperRecognizer,
                                           scorer_script: Path, tmp_path: Path) -> None:
     report = run_bench(tiny_set, "tiny.en", stream=True, report_path=tmp_path / "stream.md",
-                       progress=False, threads=1, scorer=scorer_script, loaded=tiny_en)
+                       progress=False, threads=1, scorer=scorer_script, recognizer=tiny_en)
     assert report.mode == "stream"
     assert_matches_scorer(report, scorer_script, tiny_set)
     assert report.n_commits > 0 and 0 < report.partial_fraction < 1

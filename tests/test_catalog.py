@@ -142,6 +142,20 @@ def test_bad_catalogue_entry_is_reported(tmp_path: Path) -> None:
         list_models(path)
 
 
+def test_family_names_the_recognizer_family(tmp_path: Path) -> None:
+    assert {e.family for e in list_models()} == {"whisper"}
+    assert resolve("tiny.en", download=False, cache_dir=tmp_path).family == "whisper"
+    path = tmp_path / "catalog.toml"
+    entry = '[models."x"]\nformat = "ct2"\nsource = "package"\npackage = "p"\nfiles = ["a"]\n'
+    path.write_text(entry)
+    assert list_models(path)[0].family == "whisper"  # written before there were families
+    path.write_text(entry + 'family = "moonshine"\n')
+    assert list_models(path)[0].family == "moonshine"
+    path.write_text(entry + "family = 3\n")
+    with pytest.raises(ModelError, match="family must be a model family name"):
+        list_models(path)
+
+
 # --------------------------------------------------------------------------- local folders
 
 

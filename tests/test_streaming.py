@@ -19,11 +19,14 @@ from hypothesis import strategies as st
 
 from dictation import SAMPLE_RATE
 from dictation.asr.commit import LocalAgreement, Word, agreed_prefix, committed_end
+from dictation.asr.driver import StreamingConfig
 from dictation.asr.events import Commit, EndOfSegment, Event, Partial
-from dictation.asr.recognizer import Recognizer, load_recognizer
+from dictation.asr.recognizer import load_recognizer
 from dictation.asr.replay import replay
-from dictation.asr.whisper import streaming
-from dictation.asr.whisper.streaming import StreamingConfig, split_words, trim_restart
+from dictation.asr.whisper import decoder as streaming
+from dictation.asr.whisper.decoder import WhisperStreamConfig, split_words
+from dictation.asr.whisper.guards import trim_restart
+from dictation.asr.whisper.recognizer import WhisperRecognizer as Recognizer
 from dictation.audio.segmenter import SegmentEnd, Segmenter, SegmenterConfig, SegmentStart
 from dictation.audio.vad import FRAME_SAMPLES
 
@@ -40,7 +43,9 @@ def wav(name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
-    return load_recognizer("tiny.en", threads=2)
+    loaded = load_recognizer("tiny.en", threads=2)
+    assert isinstance(loaded, Recognizer)
+    return loaded
 
 
 def reference(name: str) -> str:
@@ -53,7 +58,7 @@ def reference(name: str) -> str:
 def run(recognizer: Recognizer, audio: np.ndarray, chunks: list[int],
         config: StreamingConfig | None = None) -> list[Event]:
     """Feed ``audio`` in chunks of the given sizes (cycled), then finish."""
-    session = recognizer.session(config)
+    session = recognizer.open_session(config)
     events: list[Event] = []
     pos, i = 0, 0
     while pos < len(audio):
@@ -71,7 +76,7 @@ def committed(events: list[Event]) -> str:
 
 def test_jfk_streams_to_the_right_text(recognizer: Recognizer) -> None:
     audio = wav("whisper-jfk")
-    events = list(t.event for t in replay(recognizer.session(), audio, trailing_silence_s=1.0))
+    events = list(t.event for t in replay(recognizer.open_session(), audio, trailing_silence_s=1.0))
     text = committed(events)
     ref = normalize_text("and so my fellow americans ask not what your country can do for you "
                          "ask what you can do for your country")
@@ -170,7 +175,7 @@ def test_decodes_hear_earlier_segments_with_their_words_anchored(
     monkeypatch.setattr(streaming, "decode", spy)
     tok = recognizer.loaded.tokenizer
     audio = wav("moonshine-digits-petewarden-03")
-    config = StreamingConfig(context_s=4.0)
+    config = StreamingConfig(decoder=WhisperStreamConfig(context_s=4.0))
     text = committed(run(recognizer, audio, [1600], config))
 
     assert all(prefix[0] >= tok.timestamp_begin for _, prefix in calls)
@@ -184,7 +189,7 @@ def test_decodes_hear_earlier_segments_with_their_words_anchored(
         assert normalize_text(words, digits_mode=True) in normalize_text(text, digits_mode=True)
 
     calls.clear()
-    run(recognizer, audio, [1600], StreamingConfig(context_s=0.0))
+    run(recognizer, audio, [1600], StreamingConfig(decoder=WhisperStreamConfig(context_s=0.0)))
     assert calls and all(prefix[0] == tok.timestamp_begin  # <|0.00|>: the segment's start
                          and sum(t >= tok.timestamp_begin for t in prefix) == 1
                          for _, prefix in calls)

@@ -1,3 +1,3 @@
 """Speech recognition: family-neutral parts (events, the recognizer and session protocols, the
-streaming driver, commit policies, the model catalogue) and one sub-package per model family
-(:mod:`dictation.asr.whisper`)."""
+streaming driver, the decoder shapes a family supplies, commit policies, the model catalogue and
+the family registry) and one sub-package per model family (:mod:`dictation.asr.whisper`)."""

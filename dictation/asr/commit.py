@@ -1,13 +1,17 @@
-"""Commit policy: which words of a changing hypothesis are stable enough to type.
+"""Commit policies: which words of a changing hypothesis are stable enough to type.
 
-Every decode of the open segment transcribes it from its start (no forced prefix, so Whisper
-never has to guess where earlier text ends in the audio). The committed words are located in
-each new hypothesis (:func:`committed_end`); what follows them is its *tail*.
+A :class:`CommitPolicy` tracks one segment. The streaming driver (:mod:`dictation.asr.driver`)
+gives it each hypothesis of the segment and types what it returns; committed words are never
+retracted.
 
-LocalAgreement-n: the words on which the tails of the last ``n`` hypotheses agree (same
-normalised text, from the first word on) are committed. While the speaker is still talking the
-newest hypothesis' last word is held back (the audio may end inside it). Committed words are
-never retracted.
+:class:`LocalAgreement` (re-decoding decoders): every decode transcribes the open segment from
+its start. The committed words are located in each new hypothesis (:func:`committed_end`); what
+follows them is its *tail*. LocalAgreement-n: the words on which the tails of the last ``n``
+hypotheses agree (same normalised text, from the first word on) are committed. While the speaker
+is still talking the newest hypothesis' last word is held back (the audio may end inside it).
+
+:class:`FinalWords` (monotone decoders): the decoder itself marks words final (beyond its
+look-ahead); they are committed at once, without agreement.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import difflib
 import re
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,26 @@ def agreed_prefix(tails: list[list[Word]]) -> int:
     return n
 
 
+class CommitPolicy(Protocol):
+    """Decides which words of one segment's hypotheses are committed."""
+
+    committed: list[Word]
+    """The segment's words committed so far."""
+
+    def tail(self, words: list[Word]) -> list[Word]:
+        """The words of a hypothesis after the committed ones."""
+        ...
+
+    def update(self, words: list[Word], speech_ongoing: bool) -> list[Word]:
+        """Add a hypothesis (for :class:`FinalWords`: only its final words); return the words
+        it commits (possibly none)."""
+        ...
+
+    def commit_all(self, words: list[Word]) -> list[Word]:
+        """Segment end: commit everything of the final hypothesis after the committed words."""
+        ...
+
+
 class LocalAgreement:
     """Tracks the hypotheses of one segment and hands out newly committed words."""
 
@@ -86,6 +111,26 @@ class LocalAgreement:
 
     def commit_all(self, words: list[Word]) -> list[Word]:
         """Segment end: everything of the final hypothesis after the committed words."""
+        new = self.tail(words)
+        self.committed += new
+        return new
+
+
+class FinalWords:
+    """Commit policy of a monotone decoder: the words it marks final are committed as they come
+    (the committed words are always a prefix of its hypotheses)."""
+
+    def __init__(self) -> None:
+        self.committed: list[Word] = []
+
+    def tail(self, words: list[Word]) -> list[Word]:
+        return words[len(self.committed):]
+
+    def update(self, words: list[Word], speech_ongoing: bool) -> list[Word]:
+        """``words``: the hypothesis' final words (from the segment's start)."""
+        return self.commit_all(words)
+
+    def commit_all(self, words: list[Word]) -> list[Word]:
         new = self.tail(words)
         self.committed += new
         return new

@@ -1,4 +1,4 @@
-"""Events emitted by a streaming session (see :mod:`dictation.asr.whisper.streaming`).
+"""Events emitted by a streaming session (see :mod:`dictation.asr.driver`).
 
 ``audio_time_s`` is the stream position (seconds of audio fed so far) when the event was emitted.
 """

@@ -1,22 +1,57 @@
-"""Load what recognition needs once: the Whisper model and the VAD network (both shared and
-read-only), then open any number of streaming sessions on them."""
+"""Load what recognition needs once, for any model family: :func:`load_recognizer` resolves a
+model in the catalogue (:mod:`dictation.asr.catalog`), whose ``family`` picks the family's
+loader from a small registry (:func:`register_family`). Each family package registers itself
+when imported; :data:`FAMILY_MODULES` says which module that is, so that only the family in use
+is imported."""
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
+from dictation.asr.catalog import ResolvedModel, resolve
+from dictation.asr.session import Recognizer
+from dictation.errors import ModelError
 
-from dictation.asr.catalog import resolve
-from dictation.asr.whisper.loaders import LoadedModel, load_model
-from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
-from dictation.audio.vad import SileroVadNet, load_vad_net
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a family loads a model."""
+
+    threads: int
+    """Intra-op threads for inference."""
+
+
+FamilyLoader = Callable[[ResolvedModel, LoadOptions], Recognizer]
+"""Loads a resolved model of one family into a :class:`~dictation.asr.session.Recognizer`."""
+
+FAMILY_MODULES: dict[str, str] = {"whisper": "dictation.asr.whisper.recognizer"}
+"""Family name (the catalogue's ``family``) -> module that registers its loader on import."""
+
+_LOADERS: dict[str, FamilyLoader] = {}
+
+
+def register_family(name: str, loader: FamilyLoader) -> None:
+    """Make models of family ``name`` loadable (a family module calls this on import)."""
+    _LOADERS[name] = loader
+
+
+def family_loader(name: str) -> FamilyLoader:
+    """The loader of family ``name``, importing its module if needed; ModelError if unknown."""
+    if name not in _LOADERS and name in FAMILY_MODULES:
+        importlib.import_module(FAMILY_MODULES[name])
+    try:
+        return _LOADERS[name]
+    except KeyError:
+        known = ", ".join(sorted({*FAMILY_MODULES, *_LOADERS}))
+        raise ModelError(f"Unknown model family {name!r}; known families: {known}.") from None
 
 
 def default_threads() -> int:
-    """Torch threads for inference: the cores this process may use, at most 4 (the small
-    Whisper models stop scaling there)."""
+    """Threads for inference: the cores this process may use, at most 4 (the small Whisper
+    models stop scaling there)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -24,25 +59,10 @@ def default_threads() -> int:
     return max(1, min(4, cores))
 
 
-@dataclass(frozen=True)
-class Recognizer:
-    """A loaded model + VAD network."""
-
-    model_id: str
-    loaded: LoadedModel
-    vad: SileroVadNet
-
-    def session(self, config: StreamingConfig | None = None) -> StreamingSession:
-        return StreamingSession(self.loaded, self.vad, config)
-
-
 def load_recognizer(model_id: str, *, download: bool = True, progress: bool = True,
                     threads: int | None = None) -> Recognizer:
     """Resolve ``model_id`` (catalogue id or model folder), downloading it if allowed, and load
-    it with the VAD network. Raises ModelError with an actionable message on failure."""
+    it with its family's loader. Raises ModelError with an actionable message on failure."""
     resolved = resolve(model_id, download=download, progress=progress)
-    loaded = load_model(resolved.path, resolved.format, name=resolved.id)
-    loaded.model.decoder.use_half_logits()
-    vad = load_vad_net()
-    torch.set_num_threads(threads or default_threads())
-    return Recognizer(model_id=resolved.id, loaded=loaded, vad=vad)
+    loader = family_loader(resolved.family)
+    return loader(resolved, LoadOptions(threads=threads or default_threads()))

@@ -19,7 +19,7 @@ import numpy as np
 
 from dictation import SAMPLE_RATE
 from dictation.asr.events import Event
-from dictation.asr.whisper.streaming import StreamingSession
+from dictation.asr.session import Session
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class TimedEvent:
     """When the event reached the user, seconds from the start of the stream."""
 
 
-def replay(session: StreamingSession, audio: np.ndarray, chunk_s: float = 0.1,
+def replay(session: Session, audio: np.ndarray, chunk_s: float = 0.1,
            realtime: bool = False, trailing_silence_s: float = 0.0) -> Iterator[TimedEvent]:
     """Stream ``audio`` (16 kHz mono) through ``session`` and yield its events, then finish.
 

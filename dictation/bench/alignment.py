@@ -34,10 +34,13 @@ import torch
 from torch import Tensor
 
 from dictation import SAMPLE_RATE
+from dictation.asr.session import Recognizer
 from dictation.asr.whisper.decoding import DecodeOptions, DecodeResult, decode, encode_audio
 from dictation.asr.whisper.features import N_SAMPLES
+from dictation.asr.whisper.guards import is_non_speech_window
 from dictation.asr.whisper.loaders import LoadedModel
-from dictation.asr.whisper.transcribe import is_non_speech, speech_probabilities, window_cuts
+from dictation.asr.whisper.recognizer import WhisperRecognizer
+from dictation.asr.whisper.transcribe import speech_probabilities, window_cuts
 from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
 
 FRAME_S = 0.02
@@ -357,7 +360,7 @@ def align_words(loaded: LoadedModel, audio: np.ndarray, text: str | None = None,
         prompt: list[int] = []
         for start, end in windows:
             result = decode(loaded, audio[start:end], prompt=prompt or None, options=options)
-            speech = not is_non_speech(result)
+            speech = not is_non_speech_window(result)
             results.append(result if speech else None)
             prompt += result.tokens if speech else []
         if text is None:
@@ -377,3 +380,13 @@ def align_words(loaded: LoadedModel, audio: np.ndarray, text: str | None = None,
     if trim and probs is not None:
         timings = trim_to_speech(timings, probs)
     return timings
+
+
+def reference_word_times(recognizer: Recognizer, audio: np.ndarray,
+                         text: str) -> list[WordTiming]:
+    """Word times of ``text`` in ``audio`` as the benchmark's reference for commit lag: forced
+    alignment with the recognizer's own model where it is a Whisper model; [] (lag not
+    measured) for a family without an aligner."""
+    if not isinstance(recognizer, WhisperRecognizer) or not text.strip():
+        return []
+    return align_words(recognizer.loaded, audio, text=text, vad_net=recognizer.vad)

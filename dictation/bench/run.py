@@ -2,10 +2,8 @@
 
 For each utterance of a set folder (see :func:`dictation.audio.files.read_dataset`):
 
-- offline mode transcribes the whole file
-  (:func:`dictation.asr.whisper.transcribe.transcribe_audio`);
-- stream mode feeds it through a :class:`~dictation.asr.whisper.streaming.StreamingSession` as
-  if it were
+- offline mode transcribes the whole file (:meth:`dictation.asr.session.Recognizer.transcribe`);
+- stream mode feeds it through a :class:`~dictation.asr.session.Session` as if it were
   live (:func:`dictation.asr.replay.replay` with the real-time clock, 1 s of trailing silence); the
   hypothesis is everything committed.
 
@@ -44,16 +42,13 @@ import torch
 
 from dictation import SAMPLE_RATE
 from dictation.asr.catalog import DEFAULT_MODEL_ID
+from dictation.asr.driver import StreamingConfig
 from dictation.asr.events import Commit, Partial
 from dictation.asr.recognizer import default_threads, load_recognizer
 from dictation.asr.replay import TimedEvent, replay
-from dictation.asr.whisper.decoding import DecodeOptions, decode
-from dictation.asr.whisper.loaders import LoadedModel
-from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
-from dictation.asr.whisper.transcribe import OFFLINE_OPTIONS, transcribe_audio
+from dictation.asr.session import Recognizer
 from dictation.audio.files import Utterance, load_audio, read_dataset
-from dictation.audio.vad import SileroVadNet, load_vad_net
-from dictation.bench.alignment import WordTiming, align_words
+from dictation.bench.alignment import WordTiming, reference_word_times
 from dictation.errors import ConfigError, DictationError
 
 Mode = Literal["offline", "stream"]
@@ -64,8 +59,6 @@ DEFAULT_SCORER = Path(__file__).resolve().parents[3] / "shared" / "scoring" / "s
 """``../shared/scoring/score.py`` beside the checkout."""
 TRAILING_SILENCE_S = 1.0
 """Silence fed after each utterance in stream mode, seconds (a live microphone keeps going)."""
-WARMUP_S = 2.0
-"""Silence decoded once before timing, seconds (first calls pay one-time setup costs)."""
 
 
 # ------------------------------------------------------------------------------------- scoring
@@ -354,27 +347,27 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _run_offline(loaded: LoadedModel, vad_net: SileroVadNet, utt: Utterance,
+def _run_offline(recognizer: Recognizer, utt: Utterance,
                  audio: np.ndarray) -> UtteranceResult:
     started = time.perf_counter()
-    hyp = transcribe_audio(loaded, vad_net, audio)
+    hyp = recognizer.transcribe(audio)
     elapsed = time.perf_counter() - started
     return UtteranceResult(utt.id, utt.condition or "-", len(audio) / SAMPLE_RATE,
                            utt.transcript, hyp, elapsed)
 
 
-def _run_stream(loaded: LoadedModel, vad_net: SileroVadNet, utt: Utterance, audio: np.ndarray,
+def _run_stream(recognizer: Recognizer, utt: Utterance, audio: np.ndarray,
                 config: StreamingConfig, chunk_s: float, normalise: Callable[[str], str],
                 progress: Callable[[str], None]) -> UtteranceResult:
-    session = StreamingSession(loaded, vad_net, config)
+    session = recognizer.open_session(config)
     started = time.perf_counter()
     events = list(replay(session, audio, chunk_s=chunk_s, realtime=True,
                          trailing_silence_s=TRAILING_SILENCE_S))
     elapsed = time.perf_counter() - started
     hyp = "".join(e.event.text for e in events if isinstance(e.event, Commit)).strip()
     progress("aligning the offline transcript")
-    offline = transcribe_audio(loaded, vad_net, audio)
-    reference = align_words(loaded, audio, text=offline, vad_net=vad_net) if offline else []
+    offline = recognizer.transcribe(audio)
+    reference = reference_word_times(recognizer, audio, offline)
     latency = commit_latency(events, reference, normalise)
     return UtteranceResult(
         utt.id, utt.condition or "-", len(audio) / SAMPLE_RATE, utt.transcript, hyp, elapsed,
@@ -389,7 +382,7 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
               report_path: str | Path | None = None, limit: int | None = None,
               progress: bool = True, *, threads: int | None = None,
               config: StreamingConfig | None = None, chunk_s: float = 0.1,
-              scorer: str | Path | None = None, loaded: LoadedModel | None = None
+              scorer: str | Path | None = None, recognizer: Recognizer | None = None
               ) -> BenchReport:
     """Benchmark ``model_id`` on the set folder ``set_dir`` and write the Markdown report to
     ``report_path`` (default ``reports/bench-<mode>-<model>.md``) with the hypotheses TSV
@@ -401,7 +394,8 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
     config: the streaming settings (default :class:`StreamingConfig()`).
     chunk_s: audio per feed in stream mode, seconds (the microphone block size).
     scorer: the score.py to use (default: see :func:`scorer_path`).
-    loaded: an already loaded model (skips resolving ``model_id``, which then only names it).
+    recognizer: an already loaded recognizer (skips resolving ``model_id``, which then only
+    names it).
     """
     score_module = load_scorer(scorer)
     if limit is not None and limit < 1:
@@ -411,14 +405,10 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
     utterances = utterances[:limit] if limit is not None else utterances
     mode: Mode = "stream" if stream else "offline"
     config = config or StreamingConfig()
-    if loaded is None:  # loaded the way the app loads it (same inference settings)
+    if recognizer is None:  # loaded the way the app loads it (same inference settings)
         recognizer = load_recognizer(model_id, progress=progress, threads=threads)
-        loaded, vad_net = recognizer.loaded, recognizer.vad
-    else:
-        vad_net = load_vad_net()
     torch.set_num_threads(threads or default_threads())
-    decode(loaded, np.zeros(int(WARMUP_S * SAMPLE_RATE), dtype=np.float32),
-           options=DecodeOptions(full_window=True))
+    recognizer.warm_up()  # first calls pay one-time setup costs
 
     bar = _Progress(len(utterances), progress)
     results: list[UtteranceResult] = []
@@ -429,18 +419,18 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
             def stage(text: str, index: int = index, utt_id: str = utt.id) -> None:
                 bar.show(index, f"{utt_id} ({text})")
 
-            result = _run_stream(loaded, vad_net, utt, audio, config, chunk_s,
+            result = _run_stream(recognizer, utt, audio, config, chunk_s,
                                  score_module.normalize_text, stage)
         else:
-            result = _run_offline(loaded, vad_net, utt, audio)
+            result = _run_offline(recognizer, utt, audio)
         results.append(result)
     bar.done()
 
     scored = score_hypotheses(score_module, utterances, [r.hyp for r in results])
     for result, wer in zip(results, scored.per_utterance, strict=True):
         result.wer = wer
-    settings = (repr(config) if stream
-                else f"transcribe_audio, {OFFLINE_OPTIONS!r}")
+    settings = (repr(recognizer.open_session(config).config) if stream
+                else recognizer.offline_settings)
     report = BenchReport(
         mode=mode, model_id=model_id, set_dir=Path(set_dir), utterances=results,
         score=scored.result, audio_s=sum(r.duration_s for r in results),

@@ -2,7 +2,8 @@
 
 Files up to 30 s are one window. Longer files are cut into windows of at most 30 s at their
 quietest point (lowest VAD speech probability) after ``min_window_s``; each window is decoded
-with the text before it as the prompt.
+with the text before it as the prompt. Windows that are not speech are skipped
+(:func:`dictation.asr.whisper.guards.is_non_speech_window`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from dictation import SAMPLE_RATE
-from dictation.asr.whisper.decoding import DecodeOptions, DecodeResult, decode
+from dictation.asr.whisper.decoding import DecodeOptions, decode
 from dictation.asr.whisper.features import N_SAMPLES
+from dictation.asr.whisper.guards import is_non_speech_window
 from dictation.asr.whisper.loaders import LoadedModel
-from dictation.asr.whisper.streaming import is_weak_stock_phrase
 from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, VadStream
 
 OFFLINE_OPTIONS = DecodeOptions(full_window=True)
@@ -44,12 +45,6 @@ def window_cuts(probs: np.ndarray, n_samples: int, min_window_s: float = 20.0) -
     return cuts
 
 
-def is_non_speech(result: DecodeResult, no_speech_threshold: float = 0.6) -> bool:
-    """Whisper's silence and hallucination guards for a whole window: high no-speech
-    probability, or a stock phrase Whisper invents, said with little confidence."""
-    return result.no_speech_prob > no_speech_threshold or is_weak_stock_phrase(result)
-
-
 def transcribe_audio(loaded: LoadedModel, vad: SileroVadNet, audio: np.ndarray,
                      options: DecodeOptions = OFFLINE_OPTIONS) -> str:
     """Text of a whole recording (16 kHz mono float32)."""
@@ -62,7 +57,7 @@ def transcribe_audio(loaded: LoadedModel, vad: SileroVadNet, audio: np.ndarray,
     prompt: list[int] = []
     for window in windows:
         result = decode(loaded, window, prompt=prompt or None, options=options)
-        if is_non_speech(result):
+        if is_non_speech_window(result):
             continue
         texts.append(result.text.strip())
         prompt += result.tokens

@@ -1,0 +1,164 @@
+"""Whisper's streaming decoder: a re-decoding decoder (:class:`dictation.asr.decoder.
+RedecodingDecoder`) for the driver of :mod:`dictation.asr.driver`.
+
+Each decode transcribes the open segment from its start and hears the latest closed segments
+too (``context_s``): in Whisper's timestamp mode the forced prefix is each context segment's
+committed words between the timestamps of where it lies in the window, then the open segment's
+start timestamp and its committed words, so the decoder knows which audio is already
+transcribed and goes on from there with the sentence around it in view; older text is the
+prompt. If the continuation copies the prompt, the decode is repeated without it; a loop the
+decoder ran into is dropped whole. The guards of :mod:`dictation.asr.whisper.guards` decide
+what is not speech and trim restarts.
+
+The model (:class:`~dictation.asr.whisper.loaders.LoadedModel`) is shared and read-only; the
+per-stream state (:class:`WhisperStreamState`) is the committed text of closed segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from dictation import SAMPLE_RATE
+from dictation.asr.commit import Word
+from dictation.asr.decoder import ClosedSegment, Hypothesis, SegmentView
+from dictation.asr.whisper.decoding import TIMESTAMP_S, DecodeOptions, DecodeResult, decode
+from dictation.asr.whisper.features import CHUNK_SECONDS
+from dictation.asr.whisper.guards import (
+    GuardConfig,
+    copies_prompt,
+    drop_decoder_loop,
+    drop_final_stock_phrase,
+    is_non_speech_segment,
+    trim_restart,
+)
+from dictation.asr.whisper.loaders import LoadedModel
+
+
+@dataclass(frozen=True)
+class WhisperStreamConfig:
+    """Whisper's streaming settings (``StreamingConfig.decoder``)."""
+
+    decode: DecodeOptions = field(default_factory=lambda: DecodeOptions(
+        full_window=False, timestamps=True, max_prompt_tokens=48))
+    """Timestamp mode (the context's words are anchored in time); a short prompt, as the
+    context already gives the decoder the recent text."""
+    condition_on_previous: bool = True
+    """Give the text of earlier segments to the decoder as a prompt."""
+    context_s: float = 10.0
+    """Earlier segments are decoded with the open one, their committed words forced as the
+    prefix (anchored by timestamps), as long as all that audio spans at most this long,
+    seconds: Whisper hears the sentence the open segment continues (a digit string, a sentence
+    split at a short pause) instead of a fragment. 0 decodes each segment alone."""
+    guards: GuardConfig = field(default_factory=GuardConfig)
+    """Thresholds of the guards against invented text."""
+
+
+@dataclass
+class WhisperStreamState:
+    """Per-stream state of :class:`WhisperStreamDecoder`."""
+
+    history: list[int] = field(default_factory=list)
+    """Committed tokens of the closed segments, oldest first (the prompt of later decodes)."""
+
+
+def split_words(tokens: list[int], token_text: Callable[[int], str]) -> list[Word]:
+    """Group tokens into words: a token whose text starts with a space begins a new word."""
+    words: list[tuple[list[int], str]] = []
+    for token in tokens:
+        piece = token_text(token)
+        if not words or piece.startswith(" "):
+            words.append(([token], piece))
+        else:
+            words[-1] = (words[-1][0] + [token], words[-1][1] + piece)
+    return [Word(tuple(t), text) for t, text in words]
+
+
+class WhisperStreamDecoder:
+    """Re-decoding decoder over a loaded Whisper model (shared, read-only)."""
+
+    def __init__(self, loaded: LoadedModel, config: WhisperStreamConfig | None = None) -> None:
+        self.loaded = loaded
+        self.config = config or WhisperStreamConfig()
+
+    @property
+    def context_s(self) -> float:
+        return self.config.context_s
+
+    def new_state(self) -> WhisperStreamState:
+        return WhisperStreamState()
+
+    def segment_closed(self, segment: ClosedSegment, state: WhisperStreamState) -> None:
+        state.history += [t for w in segment.words for t in w.tokens]
+
+    def decode(self, segment: SegmentView, state: WhisperStreamState,
+               final: bool) -> Hypothesis | None:
+        """The segment's hypothesis, or None when the guards take it for non-speech. Cut
+        where it starts the segment over; at the end, a stock-phrase continuation is
+        dropped."""
+        result, with_context = self._decode(segment, state)
+        if is_non_speech_segment(result, committed=bool(segment.committed),
+                                 with_context=with_context,
+                                 speech_samples=segment.speech_samples,
+                                 config=self.config.guards):
+            return None
+        words = trim_restart(segment.committed,
+                             split_words(result.tokens, self.loaded.tokenizer.token_text))
+        if final:
+            words = drop_final_stock_phrase(segment.committed, words)
+        return Hypothesis(words)
+
+    def _decode(self, segment: SegmentView,
+                state: WhisperStreamState) -> tuple[DecodeResult, bool]:
+        """Decode the open segment's audio up to ``segment.end``, preceded by the context
+        segments' (:meth:`_context`), with their committed words and the segment's forced as
+        the prefix and earlier text as the prompt; retried without the prompt when it copies
+        the prompt. Returns the result with only the open segment's tokens and text, and
+        whether context audio was decoded with it."""
+        c, tok = self.config, self.loaded.tokenizer
+        context = self._context(segment)
+        origin = context[0].start if context else segment.start
+        audio = segment.audio(origin, segment.end)
+        prefix = self._prefix(context, segment, origin)
+        n_context = sum(len(w.tokens) for s in context for w in s.words)
+        n_forced = n_context + sum(len(w.tokens) for w in segment.committed)
+        prompt: list[int] = []
+        if c.condition_on_previous:
+            prompt = state.history[:len(state.history) - n_context]
+        result = decode(self.loaded, audio, prompt=prompt, prefix=prefix, options=c.decode)
+        if prompt and copies_prompt(tok.decode(prompt[-c.guards.prompt_copy_tokens:]),
+                                    tok.decode(result.tokens[n_forced:]), c.guards):
+            result = decode(self.loaded, audio, prefix=prefix, options=c.decode)
+        own = drop_decoder_loop(result.tokens, n_context, result.loop_start)
+        return replace(result, tokens=own, text=tok.decode(own)), bool(context)
+
+    def _context(self, segment: SegmentView) -> list[ClosedSegment]:
+        """The closed segments decoded with the open one: the latest ones that fit, with the
+        open segment's audio, into ``context_s`` (and into one window with its padding). None
+        without timestamps (the decoder could not tell where their words end)."""
+        c = self.config
+        if not c.decode.timestamps:
+            return []
+        span = min(c.context_s, CHUNK_SECONDS - c.decode.tail_padding_s)
+        horizon = segment.end - int(span * SAMPLE_RATE)
+        return [s for s in segment.closed if s.start >= horizon and s.words]
+
+    def _prefix(self, context: Sequence[ClosedSegment], segment: SegmentView,
+                origin: int) -> list[int]:
+        """The forced decoder prefix: the committed words of the context segments and of the
+        open one. In timestamp mode each segment's words sit between timestamps of where the
+        segment lies in the decoded audio (from sample ``origin``; the open segment's phrase is
+        only opened), so the decoder knows which audio they cover and goes on from there."""
+        own = [t for w in segment.committed for t in w.tokens]
+        if not self.config.decode.timestamps:
+            return own
+        first = self.loaded.tokenizer.timestamp_begin
+
+        def stamp(sample: int) -> int:
+            return first + round((sample - origin) / SAMPLE_RATE / TIMESTAMP_S)
+
+        prefix: list[int] = []
+        for closed in context:
+            prefix += [stamp(closed.start), *(t for w in closed.words for t in w.tokens),
+                       stamp(closed.end)]
+        return [*prefix, stamp(segment.start), *own]
