@@ -110,6 +110,24 @@ class JournalConfig:
 
     enabled: bool = True
     path: Path = field(default_factory=default_journal_path)
+    retention_days: float = 0.0
+    """Entries older than this many days are removed (at start and by ``dictation history``);
+    0 keeps everything."""
+
+
+@dataclass(frozen=True)
+class SpokenConfig:
+    """[spoken]: commands recognised when said as a phrase of their own (a pause before and
+    after); inside a sentence the words stay words."""
+
+    punctuation: bool = True
+    """comma, period / full stop, question mark, exclamation mark / point, colon."""
+    line_breaks: bool = True
+    """new line, new paragraph."""
+    scratch_that: bool = True
+    """"scratch that" deletes the last phrase typed (only where that is safe)."""
+    stop_dictation: bool = True
+    """"stop dictation" ends the dictation like the stop tap."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,7 @@ class Config:
     typing: TypingConfig = field(default_factory=TypingConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    spoken: SpokenConfig = field(default_factory=SpokenConfig)
     replacements: tuple[Replacement, ...] = ()
 
 
@@ -264,6 +283,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("journal", "enabled", _boolean, "true or false",
            "Append every committed text to the journal (nothing dictated is lost)."),
     Option("journal", "path", _path, "an absolute path (~ allowed)", "Journal file (JSON lines)."),
+    Option("journal", "retention_days", _number(0.0, 36500.0), _range(0.0, 36500.0, " (days)"),
+           "Remove journal entries older than this; 0 keeps everything."),
+    Option("spoken", "punctuation", _boolean, "true or false",
+           "Said alone, 'comma', 'period', 'question mark', ... type the mark."),
+    Option("spoken", "line_breaks", _boolean, "true or false",
+           "Said alone, 'new line' and 'new paragraph' break the line."),
+    Option("spoken", "scratch_that", _boolean, "true or false",
+           "Said alone, 'scratch that' deletes the last phrase typed (if focus never moved)."),
+    Option("spoken", "stop_dictation", _boolean, "true or false",
+           "Said alone, 'stop dictation' stops like the stop tap."),
 )
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
 REPLACEMENT_KEYS = ("pattern", "replacement")
