@@ -16,6 +16,7 @@ from dictation.output.spoken import (
     SegmentDone,
     SpokenShaper,
     StopDictation,
+    TextStyle,
     TypeText,
     enabled_phrases,
     normalise_phrase,
@@ -28,10 +29,11 @@ them: a later segment's first commit starts with a space)."""
 
 
 def run(segments: Segments, settings: SpokenConfig | None = None,
-        rules: tuple[Replacement, ...] = ()) -> tuple[str, list[Action]]:
+        rules: tuple[Replacement, ...] = (), style: TextStyle | None = None
+        ) -> tuple[str, list[Action]]:
     """Drive a shaper (and replacement rules after it, as the output pipeline does) and return
     the text a window would hold: phrases typed, minus phrases scratched."""
-    shaper = SpokenShaper(settings)
+    shaper = SpokenShaper(settings, style)
     stream = ReplacementStream(ReplacementRules(rules))
     phrases: list[str] = []  # text typed per segment (what "scratch that" removes)
     current = ""
@@ -114,6 +116,9 @@ TABLE: list[tuple[Segments, str]] = [
     ([["My number is 5 5 5"], [" 1 2 3 4."]], "My number is 5 5 5 1 2 3 4."),
     ([["It costs $3.50."], [" Comma."], [" roughly."]], "It costs $3.50, roughly."),
     ([["Call 911."]], "Call 911."),
+    # a mark inside a segment, at the end of a commit
+    ([["Hello world.", " How are", " you?"]], "Hello world. How are you?"),
+    ([["Wait,", " what?"], [" Comma."], [" really"]], "Wait, what, really"),
 ]
 
 REPLACEMENT_TABLE: list[tuple[Segments, tuple[Replacement, ...], str]] = [
@@ -164,6 +169,17 @@ def test_a_command_prefix_is_held_until_the_segment_shows_what_it_is() -> None:
     assert shaper.push(" is big.") == [TypeText(" is big")]  # the mark waits
     assert shaper.end_segment() == []  # done once the mark is settled
     assert shaper.finish() == [TypeText("."), SegmentDone()]
+
+
+@pytest.mark.parametrize(("segments", "typed"), [
+    ([["ls -la."]], "ls -la"),
+    ([["Git status."], [" Git diff."]], "git status git diff"),
+    ([["Make test"], [" period"]], "make test."),  # said: typed
+    ([["Are you sure?"]], "are you sure?"),
+    ([["I think so."]], "I think so"),
+])
+def test_terminal_style_no_capital_no_final_period(segments: Segments, typed: str) -> None:
+    assert run(segments, style=TextStyle(capitalise=False, final_period=False))[0] == typed
 
 
 def test_normalise_phrase() -> None:

@@ -119,21 +119,35 @@ class SegmentDone(Action):
     """The segment ended; what it typed is complete (the journal's unit)."""
 
 
+@dataclass(frozen=True)
+class TextStyle:
+    """How a window wants its text (see :mod:`dictation.output.app_rules`)."""
+
+    capitalise: bool = True
+    """Segments start as recognised (sentence case); False starts them in lower case."""
+    final_period: bool = True
+    """Keep the period the recogniser ends a segment with; False drops it (a spoken "period"
+    is still typed)."""
+
+
 class SpokenShaper:
     """Committed text of one dictation -> actions (see the module docstring).
 
     Call :meth:`push` with each commit's text, :meth:`end_segment` at each segment's end and
     :meth:`finish` when the dictation ends."""
 
-    def __init__(self, settings: SpokenConfig | None = None) -> None:
+    def __init__(self, settings: SpokenConfig | None = None,
+                 style: TextStyle | None = None) -> None:
         self.settings = settings or SpokenConfig()
+        self.style = style or TextStyle()
         self._phrases = enabled_phrases(self.settings)
         self._held = ""
         """This segment's text while it may still be a command."""
         self._deciding = True
         """The segment so far could still be a command."""
         self._mark = ""
-        """The previous segment's trailing punctuation, not typed yet."""
+        """Trailing punctuation of the text so far, not typed yet (the next words, a spoken
+        mark or the end of the dictation settle it)."""
         self._case: bool | None = None
         """How the next segment's first word starts after a command: True capital, False
         lower case, None as recognised."""
@@ -146,12 +160,10 @@ class SpokenShaper:
     # --- input --------------------------------------------------------------------------
     def push(self, text: str) -> list[Action]:
         """A committed piece of the open segment."""
-        if not self._phrases:
-            return self._emit(text)
         if not self._deciding:
             return self._emit(text)
         self._held += text
-        if self._could_be_command(self._held):
+        if self._phrases and self._could_be_command(self._held):
             return []
         held, self._held, self._deciding = self._held, "", False
         return self._release_segment_start(held)
@@ -164,6 +176,8 @@ class SpokenShaper:
         if was_deciding and key in self._phrases:
             return self._command(key)
         actions = self._release_segment_start(held) if held else []
+        if not self.style.final_period:
+            self._mark = self._mark.rstrip(".")
         if self._mark:
             self._done_pending = True  # done once its mark is settled
             return actions
@@ -182,7 +196,7 @@ class SpokenShaper:
         return any(p == key or p.startswith(key + " ") for p in self._phrases)
 
     def _settle_mark(self) -> list[Action]:
-        """Type the previous segment's mark; that segment is then done."""
+        """Type the held mark; a segment waiting for it is then done."""
         mark, self._mark = self._mark, ""
         actions: list[Action] = [TypeText(mark)] if mark else []
         if self._done_pending:
@@ -192,22 +206,24 @@ class SpokenShaper:
 
     def _release_segment_start(self, text: str) -> list[Action]:
         """Text opening a segment that is not a command: the previous mark goes first, and the
-        case and spacing a command asked for apply to its first word."""
-        if self._case is not None:
-            text = sentence_case(text, self._case)
-            self._case = None
+        case and spacing a command (or the window's style) asks for apply to its first word."""
+        case = self._case if self._case is not None else (None if self.style.capitalise
+                                                          else False)
+        self._case = None
+        if case is not None:
+            text = sentence_case(text, case)
         if self._line_start:
             text = text.lstrip()
             self._line_start = False
         return self._settle_mark() + self._emit(text)
 
     def _emit(self, text: str) -> list[Action]:
-        """Type ``text`` except a trailing mark, which waits for the next segment."""
-        if not self.settings.punctuation:
-            return [TypeText(text)] if text else []
+        """Type the held mark and ``text``, except ``text``'s own trailing mark, which waits
+        for what follows (a spoken mark after the segment replaces it)."""
+        text, self._mark = self._mark + text, ""
         match = _TRAILING_MARK.search(text)
         if match is not None:
-            self._mark += match.group(0)
+            self._mark = match.group(0)
             text = text[: match.start()]
         return [TypeText(text)] if text else []
 
