@@ -54,6 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write that default file to the config path (never overwrites)")
     sub.add_parser("models", help="list known models and which are installed")
     sub.add_parser("devices", help="list microphones")
+
+    hist = sub.add_parser("history", help="what was dictated (the private journal)")
+    hist.add_argument("--search", metavar="WORDS", help="only entries containing every word")
+    hist.add_argument("--copy", type=int, metavar="N",
+                      help="copy entry N (1 = the newest listed) to the clipboard")
+    hist.add_argument("--export", type=Path, metavar="FILE",
+                      help="write the entries listed to FILE (time<TAB>text; .jsonl: JSON lines)")
+    hist.add_argument("--last", type=int, default=20, metavar="N",
+                      help="how many entries to list (default 20; 0: all)")
+    hist.add_argument("--clear", action="store_true", help="delete every entry")
+
+    vocab = sub.add_parser("vocab", help="words and phrases typed as you want them")
+    vocab_sub = vocab.add_subparsers(dest="vocab_command", metavar="action", required=True)
+    vocab_sub.add_parser("list", help="list the rules")
+    add = vocab_sub.add_parser("add", help="add a rule: PATTERN is typed as REPLACEMENT")
+    add.add_argument("pattern", help="the words as recognised, e.g. 'get hub'")
+    add.add_argument("replacement", help="what to type instead, e.g. 'GitHub'")
+    rm = vocab_sub.add_parser("rm", help="remove the rule for PATTERN")
+    rm.add_argument("pattern")
     return parser
 
 
@@ -145,6 +164,59 @@ def cmd_devices() -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from dictation.config import load_config
+    from dictation.output import history
+
+    journal = load_config(args.config).journal
+    if args.clear:
+        print(f"removed {history.clear(journal.path)} entries from {journal.path}")
+        return 0
+    history.prune(journal.path, journal.retention_days, datetime.now().astimezone())
+    entries = history.read_entries(journal.path)
+    if args.search:
+        entries = history.search(entries, args.search)
+    if args.last > 0:
+        entries = entries[-args.last:]
+    newest_first = entries[::-1]
+    if args.copy is not None:
+        if not 1 <= args.copy <= len(newest_first):
+            print(f"dictation: no entry {args.copy} (there are {len(newest_first)})",
+                  file=sys.stderr)
+            return 1
+        from dictation.inject.clipboard import copy_to_clipboard
+
+        copy_to_clipboard(newest_first[args.copy - 1].text)
+        print(f"copied entry {args.copy} to the clipboard")
+        return 0
+    if args.export is not None:
+        print(f"wrote {history.export(entries, args.export)} entries to {args.export}")
+        return 0
+    for n, entry in enumerate(newest_first, 1):
+        mark = "" if entry.typed else "  (not typed)"
+        print(f"{n:>3}  {entry.time[:19].replace('T', ' ')}  {entry.text}{mark}")
+    return 0
+
+
+def cmd_vocab(args: argparse.Namespace) -> int:
+    from dictation.config import default_config_path
+    from dictation.output import vocabulary
+
+    path = args.config or default_config_path()
+    if args.vocab_command == "add":
+        vocabulary.add_rule(path, args.pattern, args.replacement)
+        print(f"{args.pattern!r} -> {args.replacement!r} ({path})")
+    elif args.vocab_command == "rm":
+        vocabulary.remove_rule(path, args.pattern)
+        print(f"removed {args.pattern!r} ({path})")
+    else:
+        for rule in vocabulary.list_rules(path):
+            print(f"{rule.pattern!r} -> {rule.replacement!r}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "app"
@@ -167,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models()
         if command == "devices":
             return cmd_devices()
+        if command == "history":
+            return cmd_history(args)
+        if command == "vocab":
+            return cmd_vocab(args)
     except DictationError as exc:
         print(f"dictation: {exc}", file=sys.stderr)
         return 2

@@ -110,6 +110,46 @@ class JournalConfig:
 
     enabled: bool = True
     path: Path = field(default_factory=default_journal_path)
+    retention_days: float = 0.0
+    """Entries older than this many days are removed (at start and by ``dictation history``);
+    0 keeps everything."""
+
+
+@dataclass(frozen=True)
+class SpokenConfig:
+    """[spoken]: commands recognised when said as a phrase of their own (a pause before and
+    after); inside a sentence the words stay words."""
+
+    punctuation: bool = True
+    """comma, period / full stop, question mark, exclamation mark / point, colon."""
+    line_breaks: bool = True
+    """new line, new paragraph."""
+    scratch_that: bool = True
+    """"scratch that" deletes the last phrase typed (only where that is safe)."""
+    stop_dictation: bool = True
+    """"stop dictation" ends the dictation like the stop tap."""
+
+
+APP_RULE_KINDS = ("terminal", "code", "chat", "prose")
+
+
+@dataclass(frozen=True)
+class AppRule:
+    """[[app_rules]]: how text is shaped for the windows whose class / app_id is in ``match``
+    (compared case-insensitively). Users' rules come before the built-in ones
+    (:mod:`dictation.output.app_rules`)."""
+
+    match: tuple[str, ...]
+    kind: str = "prose"
+    """"terminal" (phrases delivered whole), "code", "chat" or "prose"."""
+    capitalise: bool = True
+    """Start each phrase as recognised (sentence case); false: in lower case."""
+    final_period: bool = True
+    """Keep the period the recogniser ends a phrase with."""
+    spoken_commands: bool = True
+    """Recognise spoken punctuation and commands ([spoken]) in these windows."""
+    line_breaks: bool = True
+    """Type spoken "new line" / "new paragraph" (false in chat apps: Return sends)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +171,8 @@ class Config:
     typing: TypingConfig = field(default_factory=TypingConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    spoken: SpokenConfig = field(default_factory=SpokenConfig)
+    app_rules: tuple[AppRule, ...] = ()
     replacements: tuple[Replacement, ...] = ()
 
 
@@ -264,6 +306,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("journal", "enabled", _boolean, "true or false",
            "Append every committed text to the journal (nothing dictated is lost)."),
     Option("journal", "path", _path, "an absolute path (~ allowed)", "Journal file (JSON lines)."),
+    Option("journal", "retention_days", _number(0.0, 36500.0), _range(0.0, 36500.0, " (days)"),
+           "Remove journal entries older than this; 0 keeps everything."),
+    Option("spoken", "punctuation", _boolean, "true or false",
+           "Said alone, 'comma', 'period', 'question mark', ... type the mark."),
+    Option("spoken", "line_breaks", _boolean, "true or false",
+           "Said alone, 'new line' and 'new paragraph' break the line."),
+    Option("spoken", "scratch_that", _boolean, "true or false",
+           "Said alone, 'scratch that' deletes the last phrase typed (if focus never moved)."),
+    Option("spoken", "stop_dictation", _boolean, "true or false",
+           "Said alone, 'stop dictation' stops like the stop tap."),
 )
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
 REPLACEMENT_KEYS = ("pattern", "replacement")
@@ -300,8 +352,11 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> Config:
         if section == "replacements":
             config = replace(config, replacements=_parse_replacements(table, source))
             continue
+        if section == "app_rules":
+            config = replace(config, app_rules=_parse_app_rules(table, source))
+            continue
         if section not in by_section:
-            raise _unknown(section, [*SECTIONS, "replacements"], source)
+            raise _unknown(section, [*SECTIONS, "replacements", "app_rules"], source)
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: {section} = {_toml(table)} is invalid; expected a "
                               f"table ([{section}] followed by its keys)")
@@ -344,6 +399,42 @@ def _parse_replacements(raw: Any, source: str) -> tuple[Replacement, ...]:
         if not isinstance(replacement, str):
             raise _bad(f"{where}.replacement", replacement, "a string (may be empty)", source)
         rules.append(Replacement(pattern, replacement))
+    return tuple(rules)
+
+
+APP_RULE_CHECKS: dict[str, tuple[Check, str]] = {
+    "match": (_class_list, "a list of window class names / app_ids"),
+    "kind": (_one_of(APP_RULE_KINDS), _choices(APP_RULE_KINDS)),
+    "capitalise": (_boolean, "true or false"),
+    "final_period": (_boolean, "true or false"),
+    "spoken_commands": (_boolean, "true or false"),
+    "line_breaks": (_boolean, "true or false"),
+}
+
+
+def _parse_app_rules(raw: Any, source: str) -> tuple[AppRule, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: app_rules must be an array of tables: write each rule as "
+                          "[[app_rules]] with match = [\"window class\", ...] and its settings")
+    rules = []
+    for i, rule in enumerate(raw):
+        where = f"app_rules[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{source}: {where} = {_toml(rule)} is invalid; expected a table "
+                              "with match and settings")
+        if "match" not in rule:
+            raise ConfigError(f"{source}: {where} has no match (the window classes it is for)")
+        values: dict[str, Any] = {}
+        for name, value in rule.items():
+            if name not in APP_RULE_CHECKS:
+                raise _unknown(f"{where}.{name}", [f"{where}.{k}" for k in APP_RULE_CHECKS],
+                               source)
+            check, expected = APP_RULE_CHECKS[name]
+            try:
+                values[name] = check(value)
+            except ValueError:
+                raise _bad(f"{where}.{name}", value, expected, source) from None
+        rules.append(AppRule(**values))
     return tuple(rules)
 
 
@@ -455,6 +546,8 @@ def config_help_lines() -> list[str]:
             shown = "[" + ", ".join(_toml(v) for v in value[:3]) + f", ... ({len(value)} in all)]"
         lines.append(f"{o.key} = {shown}  # {o.expected}")
     lines.append('[[replacements]] pattern = "...", replacement = "..."  # any number of rules')
+    lines.append('[[app_rules]] match = ["..."], kind = "prose", capitalise = true, '
+                 'final_period = true, spoken_commands = true, line_breaks = true')
     return lines
 
 
@@ -484,6 +577,17 @@ def render_default_config() -> str:
         "# [[replacements]]",
         '# pattern = "check mark"',
         '# replacement = "✓"',
+        "",
+        "# Per-app rules by window class / app_id, before the built-in ones (terminals: no",
+        "# capital, no final period; code editors: no spoken commands; chat apps: no spoken",
+        "# line breaks, as Return would send the message):",
+        "# [[app_rules]]",
+        '# match = ["obsidian"]',
+        '# kind = "prose"  # terminal (phrases delivered whole), code, chat or prose',
+        "# capitalise = true",
+        "# final_period = true",
+        "# spoken_commands = true",
+        "# line_breaks = true",
     ]
     return "\n".join(out) + "\n"
 

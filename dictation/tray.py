@@ -76,6 +76,10 @@ class TrayActions:
     microphones: Callable[[], list[str]]
     current_microphone: Callable[[], str | None]
     """None = the system default input."""
+    recent: Callable[[], list[str]] = list
+    """The newest dictated texts, newest first (the "Recent" submenu; empty: no submenu)."""
+    on_copy_text: Callable[[str], None] | None = None
+    """Copies one of ``recent()`` to the clipboard."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,21 @@ def _safe(provider: Callable[[], Any], what: str, fallback: Any) -> Any:
         return fallback
 
 
+RECENT_ITEMS = 8
+"""Entries of the "Recent" submenu."""
+MENU_LABEL_CHARS = 48
+"""Longest menu label; longer texts are cut with an ellipsis."""
+
+
+def menu_label(text: str) -> str:
+    """``text`` on one line, at most :data:`MENU_LABEL_CHARS` characters (GTK reads ``_`` as
+    a mnemonic, so it is doubled)."""
+    line = " ".join(text.split())
+    if len(line) > MENU_LABEL_CHARS:
+        line = line[: MENU_LABEL_CHARS - 1].rstrip() + "…"
+    return line.replace("_", "__")
+
+
 def _bind(callback: Callable[[_T], None], value: _T) -> Callable[[], None]:
     def call() -> None:
         callback(value)
@@ -149,6 +168,10 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
             for m in mics
         ),
     )
+    recent: list[str] = _safe(actions.recent, "the recent texts", [])
+    recent_items = tuple(
+        MenuEntry(menu_label(text), _bind(actions.on_copy_text, text))
+        for text in recent[:RECENT_ITEMS]) if actions.on_copy_text else ()
     return (
         MenuEntry("Stop dictation" if busy else "Start dictation", actions.on_toggle,
                   default=True),
@@ -156,6 +179,7 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
         MenuEntry("Microphone", submenu=mic_items),
         SEPARATOR,
         MenuEntry("Copy last transcript", actions.on_copy_last),
+        *((MenuEntry("Recent", submenu=recent_items),) if recent_items else ()),
         MenuEntry("Open settings", actions.on_open_settings),
         SEPARATOR,
         MenuEntry("Quit", actions.on_quit),

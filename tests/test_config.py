@@ -69,7 +69,8 @@ def test_every_dataclass_field_is_an_option() -> None:
     for section in SECTIONS:
         names = {f.name for f in dataclasses.fields(getattr(config, section))}
         assert names == {o.name for o in OPTIONS if o.section == section}, section
-    assert set(SECTIONS) | {"replacements"} == {f.name for f in dataclasses.fields(Config)}
+    assert set(SECTIONS) | {"replacements", "app_rules"} == {
+        f.name for f in dataclasses.fields(Config)}
 
 
 def test_missing_default_file_gives_defaults_but_missing_explicit_file_is_an_error(
@@ -238,7 +239,7 @@ def test_rendered_replacement_example_is_valid_when_uncommented() -> None:
 
 def test_help_lines_show_key_default_and_allowed() -> None:
     lines = config_help_lines()
-    assert len(lines) == len(OPTIONS) + 1
+    assert len(lines) == len(OPTIONS) + 2  # and one line each for the rule arrays
     backend = next(line for line in lines if line.startswith("typing.backend"))
     assert backend.startswith('typing.backend = "auto"  # one of ')
     assert "'wtype'" in backend and "'ydotool'" in backend

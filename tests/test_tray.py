@@ -43,6 +43,7 @@ class Recorder:
         self.mics = ["USB Microphone", "pulse"] if mics is None else mics
         self.model = self.models[0] if self.models else ""
         self.mic: str | None = None
+        self.recent: list[str] = []
 
     def actions(self) -> TrayActions:
         return TrayActions(
@@ -56,7 +57,22 @@ class Recorder:
             current_model=lambda: self.model,
             microphones=lambda: self.mics,
             current_microphone=lambda: self.mic,
+            recent=lambda: self.recent,
+            on_copy_text=lambda text: self.calls.append(("copy_text", text)),
         )
+
+
+def test_recent_submenu_copies_the_text_chosen() -> None:
+    app = Recorder()
+    assert "Recent" not in [e.text for e in build_menu(app.actions(), TrayState.IDLE)]
+    app.recent = ["Newest text.", "An older one with a_b and " + "x" * 60]
+    recent = by_text(build_menu(app.actions(), TrayState.IDLE), "Recent").submenu
+    assert [e.text for e in recent][0] == "Newest text."
+    assert recent[1].text.endswith("…") and "a__b" in recent[1].text
+    assert len(recent[1].text) <= 48 + 1
+    assert recent[1].action is not None
+    recent[1].action()
+    assert app.calls == [("copy_text", app.recent[1])]
 
 
 def by_text(entries: tuple[MenuEntry, ...], text: str) -> MenuEntry:
