@@ -51,6 +51,7 @@ from dictation.eventlog import EventLog
 from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
 from dictation.output.replacements import ReplacementRules
+from dictation.output.vocabulary import bias_phrases
 
 if TYPE_CHECKING:
     from dictation.asr.driver import StreamingConfig
@@ -139,8 +140,9 @@ def available_models(models_dir: Path | None = None) -> dict[str, str]:
     return models
 
 
-def streaming_config(rc: RecognizerConfig) -> StreamingConfig:
-    """The streaming session settings of the ``[recognizer]`` config."""
+def streaming_config(rc: RecognizerConfig, vocabulary: tuple[str, ...] = ()) -> StreamingConfig:
+    """The streaming session settings of the ``[recognizer]`` config, biased towards the
+    ``vocabulary`` (the replacements of the user's vocabulary rules)."""
     from dictation.asr.driver import StreamingConfig
     from dictation.audio.segmenter import SegmenterConfig
 
@@ -150,7 +152,8 @@ def streaming_config(rc: RecognizerConfig) -> StreamingConfig:
                                 max_segment_s=rc.max_segment_s,
                                 cut_search_s=min(SegmenterConfig.cut_search_s,
                                                  rc.max_segment_s / 2))
-    return StreamingConfig(segmenter=segmenter, decode_interval_s=rc.decode_interval_s)
+    return StreamingConfig(segmenter=segmenter, decode_interval_s=rc.decode_interval_s,
+                           vocabulary=vocabulary)
 
 
 def output_settings(config: Config) -> OutputSettings:
@@ -498,7 +501,8 @@ class DictationApp:
         except DeviceError as exc:
             self._fail(exc, "Microphone")
             return
-        self.session = self.recognizer.open_session(streaming_config(self.config.recognizer))
+        self.session = self.recognizer.open_session(streaming_config(
+            self.config.recognizer, bias_phrases(self.config.replacements)))
         self._audio_seen = False
         if self.hotkey is not None:
             self.hotkey.set_active(True)

@@ -195,6 +195,31 @@ def test_decodes_hear_earlier_segments_with_their_words_anchored(
                          for _, prefix in calls)
 
 
+def test_the_vocabulary_opens_every_prompt(recognizer: Recognizer,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a vocabulary, each decode's prompt starts with it (before the earlier text, which
+    keeps its own budget); without one, the prompt is the earlier text alone."""
+    prompts: list[list[int]] = []
+    real_decode = streaming.decode
+
+    def spy(loaded: Any, audio: np.ndarray, prompt: list[int] | None = None,
+            prefix: list[int] | None = None, options: Any = None) -> Any:
+        prompts.append(list(prompt or []))
+        return real_decode(loaded, audio, prompt=prompt, prefix=prefix, options=options)
+
+    monkeypatch.setattr(streaming, "decode", spy)
+    tok = recognizer.loaded.tokenizer
+    vocab = tok.encode(" Gutenberg, woodcutters.")
+    audio = wav("moonshine-digits-petewarden-03")
+    plain = committed(run(recognizer, audio, [1600]))
+    assert prompts and not any(p[:len(vocab)] == vocab for p in prompts)
+    prompts.clear()
+    committed(run(recognizer, audio, [1600],
+                  StreamingConfig(vocabulary=("Gutenberg", "woodcutters"))))
+    assert prompts and all(p[:len(vocab)] == vocab for p in prompts)
+    assert plain
+
+
 @pytest.mark.parametrize("case", ["repeat", "drop"])
 def test_live_chunkings_that_once_repeated_or_dropped_a_phrase(
         recognizer: Recognizer, case: str) -> None:

@@ -68,6 +68,9 @@ class StreamingConfig:
     (the audio may end inside a word); a pause this long also triggers a decode."""
     min_speech_s: float = 0.25
     """Speech (VAD frames) a segment needs before it is decoded at all, seconds."""
+    vocabulary: tuple[str, ...] = ()
+    """Words and phrases the user expects (the replacements of their vocabulary rules, e.g.
+    "GitHub"): a family that can bias recognition towards them does (Whisper: the prompt)."""
     decoder: Any = None
     """The model family's decoder settings (e.g.
     :class:`dictation.asr.whisper.decoder.WhisperStreamConfig`); None: the family's defaults.

@@ -74,6 +74,14 @@ def _read(path: Path) -> str:
         return ""
 
 
+def bias_phrases(rules: tuple[Replacement, ...]) -> tuple[str, ...]:
+    """What recognition is biased towards (:attr:`dictation.asr.driver.StreamingConfig.
+    vocabulary`): the distinct replacements that are words ("GitHub", "Cline"), not symbols
+    or deletions ("✓", "")."""
+    return tuple(dict.fromkeys(r.replacement.strip() for r in rules
+                               if any(c.isalpha() for c in r.replacement)))
+
+
 def list_rules(path: Path) -> tuple[Replacement, ...]:
     """The rules of the config at ``path`` (validated)."""
     return load_config(path).replacements if path.exists() else ()

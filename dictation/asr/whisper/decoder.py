@@ -34,6 +34,9 @@ from dictation.asr.whisper.guards import (
 )
 from dictation.asr.whisper.loaders import LoadedModel
 
+VOCABULARY_PROMPT_TOKENS = 48
+"""Most prompt tokens the user's vocabulary takes (on top of the earlier text's)."""
+
 
 @dataclass(frozen=True)
 class WhisperStreamConfig:
@@ -52,6 +55,23 @@ class WhisperStreamConfig:
     split at a short pause) instead of a fragment. 0 decodes each segment alone."""
     guards: GuardConfig = field(default_factory=GuardConfig)
     """Thresholds of the guards against invented text."""
+
+
+def vocabulary_prompt(vocabulary: Sequence[str], encode: Callable[[str], list[int]],
+                      max_tokens: int = VOCABULARY_PROMPT_TOKENS) -> list[int]:
+    """The prompt tokens of ``vocabulary`` (:attr:`dictation.asr.driver.StreamingConfig.
+    vocabulary`): the phrases as one comma-separated sentence (" GitHub, Cline."), as many
+    whole phrases as fit in ``max_tokens``. Given to the decoder at the start of the prompt,
+    before the earlier text, it makes Whisper spell those words so."""
+    tokens: list[int] = []
+    for phrase in (p.strip() for p in vocabulary):
+        if not phrase:
+            continue
+        piece = encode(("," if tokens else "") + " " + phrase)
+        if len(tokens) + len(piece) + 1 > max_tokens:
+            break
+        tokens += piece
+    return tokens + encode(".") if tokens else []
 
 
 @dataclass
@@ -77,9 +97,14 @@ def split_words(tokens: list[int], token_text: Callable[[int], str]) -> list[Wor
 class WhisperStreamDecoder:
     """Re-decoding decoder over a loaded Whisper model (shared, read-only)."""
 
-    def __init__(self, loaded: LoadedModel, config: WhisperStreamConfig | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, config: WhisperStreamConfig | None = None,
+                 vocabulary: Sequence[str] = ()) -> None:
         self.loaded = loaded
         self.config = config or WhisperStreamConfig()
+        self._vocabulary = vocabulary_prompt(vocabulary, loaded.tokenizer.encode)
+        self._options = replace(self.config.decode, max_prompt_tokens=(
+            self.config.decode.max_prompt_tokens + len(self._vocabulary)))
+        """The decode options, with room in the prompt for the vocabulary."""
 
     @property
     def context_s(self) -> float:
@@ -122,13 +147,17 @@ class WhisperStreamDecoder:
         prefix = self._prefix(context, segment, origin)
         n_context = sum(len(w.tokens) for s in context for w in s.words)
         n_forced = n_context + sum(len(w.tokens) for w in segment.committed)
-        prompt: list[int] = []
+        earlier: list[int] = []
         if c.condition_on_previous:
-            prompt = state.history[:len(state.history) - n_context]
-        result = decode(self.loaded, audio, prompt=prompt, prefix=prefix, options=c.decode)
-        if prompt and copies_prompt(tok.decode(prompt[-c.guards.prompt_copy_tokens:]),
-                                    tok.decode(result.tokens[n_forced:]), c.guards):
-            result = decode(self.loaded, audio, prefix=prefix, options=c.decode)
+            earlier = state.history[:len(state.history) - n_context]
+        n_earlier = min(len(earlier), c.decode.max_prompt_tokens)
+        prompt = self._vocabulary + earlier[len(earlier) - n_earlier:]
+        result = decode(self.loaded, audio, prompt=prompt, prefix=prefix, options=self._options)
+        if earlier and copies_prompt(tok.decode(earlier[-c.guards.prompt_copy_tokens:]),
+                                     tok.decode(result.tokens[n_forced:]), c.guards):
+            prompt = self._vocabulary
+            result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
+                            options=self._options)
         own = drop_decoder_loop(result.tokens, n_context, result.loop_start)
         return replace(result, tokens=own, text=tok.decode(own)), bool(context)
 

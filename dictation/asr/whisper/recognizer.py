@@ -45,7 +45,8 @@ class WhisperRecognizer:
         if not isinstance(settings, WhisperStreamConfig):
             raise ConfigError(f"a Whisper model streams with WhisperStreamConfig settings, not "
                               f"{type(settings).__name__}")
-        return StreamingDriver(WhisperStreamDecoder(self.loaded, settings), VadStream(self.vad),
+        decoder = WhisperStreamDecoder(self.loaded, settings, vocabulary=config.vocabulary)
+        return StreamingDriver(decoder, VadStream(self.vad),
                                replace(config, decoder=settings))
 
     def transcribe(self, audio: np.ndarray) -> str:
