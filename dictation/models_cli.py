@@ -78,8 +78,9 @@ def _list() -> int:
 
 def _info(entry: catalog.ModelEntry) -> int:
     installed = entry.id in catalog.installed_models()
+    family = getattr(entry, "family", None)  # the catalogue's family field, where parsed
     rows = [("id", entry.id), ("description", entry.description),
-            ("family", getattr(entry, "family", "whisper")), ("format", entry.format),
+            *([("family", str(family))] if family else []), ("format", entry.format),
             ("source", entry.source), ("licence", entry.licence),
             ("size", f"about {entry.size_mb} MB"),
             ("installed", "yes" if installed else "no")]

@@ -61,11 +61,11 @@ class HubHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _lookup(self) -> tuple[str, bytes] | None:
-        prefix = f"/{REPO}/resolve/{REVISION}/"
+        prefixes = [f"/{REPO}/resolve/{ref}/" for ref in (REVISION, "main")]
         if self.path.startswith("/cdn/"):
             name = self.path.removeprefix("/cdn/")
-        elif self.path.startswith(prefix):
-            name = self.path.removeprefix(prefix)
+        elif any(self.path.startswith(p) for p in prefixes):
+            name = self.path.split("/", 5)[-1]
         else:
             return None
         return (name, self.files[name]) if name in self.files else None
@@ -402,6 +402,15 @@ def test_a_disk_that_fills_up_during_the_download_is_reported(hub: Hub, cat: Pat
         pull(cat, cache)
     assert "partial download is kept" in str(err.value)
     assert "hub-test" not in installed_models(catalog_file=cat, cache_dir=cache)
+
+
+def test_pinning_gives_the_commit_and_every_sha256_without_fetching_lfs_files(
+        hub: Hub, tmp_path: Path) -> None:
+    commit, pins = hub_download.pin_files("hub-test", REPO, list(FILES), "main",
+                                          scratch=tmp_path)
+    assert commit == REVISION
+    assert pins == {name: hashlib.sha256(data).hexdigest() for name, data in FILES.items()}
+    assert not any(r[0] == "GET" and r[1].startswith("/cdn/") for r in hub.behaviour.requests)
 
 
 # --------------------------------------------------------------------------- dictation models

@@ -409,6 +409,36 @@ def _link_snapshot(folder: Path, revision: str, blob_names: dict[str, str],
         raise _disk_error(model_id, snapshot, exc) from exc
 
 
+def pin_files(model_id: str, repo: str, files: Sequence[str], ref: str = "main",
+              scratch: Path | None = None) -> tuple[str, dict[str, str]]:
+    """The commit ``ref`` points at and the SHA-256 of each file there, for the catalogue.
+
+    LFS files give their SHA-256 in the hub's record; small files are fetched (into
+    ``scratch``, a temporary folder) and hashed, their git blob id checked on the way."""
+    import tempfile
+
+    records = {name: head(model_id, file_url(repo, ref, name)) for name in files}
+    commits = {r.commit for r in records.values()}
+    if len(commits) != 1 or None in commits:
+        raise ModelError(f"Model {model_id}: the hub gave no single commit for {ref} "
+                         f"({sorted(str(c) for c in commits)}); try again.")
+    commit = str(commits.pop())
+    pins: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        for name, record in records.items():
+            if record.digest is not None and record.digest.algorithm == "sha256":
+                pins[name] = record.digest.value
+                continue
+            if record.digest is None:
+                raise ModelError(f"Model {model_id}: the hub gave no checksum for {name}.")
+            at_commit = head(model_id, file_url(repo, commit, name))
+            part = Path(tmp) / "file.part"
+            part.unlink(missing_ok=True)
+            _fetch(model_id, at_commit, part, record.digest, lambda _done: None)
+            pins[name] = file_digest(part, "sha256")
+    return commit, pins
+
+
 def remove_model(repo: str, revision: str, files: Sequence[str], cache: Path) -> int:
     """Delete a model's snapshot links, and the blobs and partial downloads no other snapshot
     of the repository uses; returns the bytes freed."""
