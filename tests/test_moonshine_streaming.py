@@ -223,3 +223,28 @@ def test_loader_refuses_a_checkpoint_that_does_not_match_its_config(tmp_path: Pa
     config["model_type"] = "moonshine"
     with pytest.raises(ModelError, match="not a Moonshine v2"):
         dims_from_config(config)
+
+
+def test_segment_stream_re_decodes_the_open_segment_only() -> None:
+    """A second segment decodes exactly as the full encoder's frames from its start (the encoder
+    keeps its left context; the decoder's positions restart), whatever the chunking."""
+    from dictation.asr.moonshine_streaming.stream import SegmentStream
+
+    audio = random_audio(80 * 300, seed=21)
+    stream_ = SegmentStream(MODEL)
+    for i in range(0, 80 * 140, 999):
+        stream_.feed(audio[0, i:min(i + 999, 80 * 140)])
+    stream_.start_segment()
+    start = stream_.memory.start_frame
+    for i in range(80 * 140, audio.shape[1], 1234):
+        stream_.feed(audio[0, i:i + 1234])
+    with torch.no_grad():
+        frames = MODEL.encoder(audio)[:, start:]
+        expected = greedy_tokens(MODEL, MODEL.decoder.cross_kv(frames, 0),
+                                 max_tokens=round(6.5 * frames.shape[1] / 50))
+    assert stream_.segment_frames == frames.shape[1]
+    streamed_kv = stream_.memory.with_tail(stream_._segment_tail())
+    for (k, v), (ek, ev) in zip(streamed_kv, MODEL.decoder.cross_kv(frames, 0), strict=True):
+        torch.testing.assert_close(k, ek, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(v, ev, atol=1e-5, rtol=1e-5)
+    assert stream_.hypothesis() == expected
