@@ -476,3 +476,77 @@ def test_use_never_writes_a_config_the_app_would_reject(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not valid TOML"):
         set_config_model(path, "tiny.en")
     assert path.read_text() == "[recognizer\nbroken"
+
+
+# --------------------------------------------------------------------------- the tray's pull
+
+
+def tray_actions(**providers: Any) -> Any:
+    from dictation.tray import TrayActions
+
+    def nothing(*_args: Any) -> None:
+        return None
+
+    return TrayActions(on_toggle=nothing, on_select_model=nothing, on_select_microphone=nothing,
+                       on_copy_last=nothing, on_open_settings=nothing, on_quit=nothing,
+                       models=lambda: ["tiny.en"], current_model=lambda: "tiny.en",
+                       microphones=lambda: [], current_microphone=lambda: None, **providers)
+
+
+def model_menu(actions: Any) -> Any:
+    from dictation.tray import build_menu
+
+    return next(e for e in build_menu(actions, "idle") if e.text == "Model").submenu
+
+
+def test_the_model_menu_offers_downloads_and_shows_progress() -> None:
+    chosen: list[str] = []
+    idle = model_menu(tray_actions(downloadable=lambda: [("hub-test", "hub-test (3 MB)")],
+                                   on_download=chosen.append))
+    offer = idle[-1]
+    assert offer.text == "Download hub-test (3 MB)" and offer.enabled
+    assert offer.action is not None
+    offer.action()
+    assert chosen == ["hub-test"]
+    busy = model_menu(tray_actions(downloadable=lambda: [("hub-test", "hub-test (3 MB)")],
+                                   download_status=lambda: "Downloading hub-test… 42%"))
+    assert [(e.text, e.enabled) for e in busy[-2:]] == [
+        ("Downloading hub-test… 42%", False), ("Download hub-test (3 MB)", False)]
+    assert model_menu(tray_actions())[-1].text == "tiny.en"  # nothing to offer: no tail
+
+
+def test_the_puller_switches_only_once_the_model_is_verified(
+        cli_env: Path, hub: Hub, tmp_path: Path) -> None:
+    from dictation.model_pull import ModelPuller, downloadable_models
+
+    assert [m for m, _ in downloadable_models()] == ["hub-test"]
+    statuses: list[Any] = []
+    ready: list[tuple[str, bool]] = []
+    errors: list[str] = []
+    puller: ModelPuller
+
+    def on_change() -> None:
+        statuses.append(puller.status())
+
+    def on_ready(model_id: str) -> None:
+        ready.append((model_id, model_id in installed_models()))
+
+    puller = ModelPuller(on_change=on_change, on_ready=on_ready,
+                         on_error=lambda _m, message: errors.append(message))
+    assert puller.start("hub-test")
+    puller.join(timeout=60)
+    assert ready == [("hub-test", True)] and errors == []
+    labels = [s.label() for s in statuses]
+    assert labels[0] == "Downloading hub-test… 0%" and labels[-1] == "hub-test downloaded"
+    assert all(not s.done for s in statuses[:-1])  # never "ready" before the end
+    assert downloadable_models() == []
+
+    # A refused download reports the error and never switches.
+    main(["models", "rm", "hub-test"])
+    hub.behaviour.tamper["model.safetensors"] = b"x" * len(BIG)
+    assert puller.start("hub-test")
+    puller.join(timeout=60)
+    assert ready == [("hub-test", True)]
+    assert errors and "refused" in errors[0]
+    status = puller.status()
+    assert status is not None and status.label() == "Download of hub-test failed"
