@@ -53,6 +53,7 @@ RETRIES = 3
 DISK_MARGIN_BYTES = 50 << 20
 """Free space kept beyond a download's size, so that a pull never fills the disk to the brim."""
 
+USER_AGENT = "dictation (model download)"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 
@@ -199,8 +200,8 @@ def head(model_id: str, url: str) -> RemoteFile:
     current = url
     try:
         for _ in range(5):
-            request = urllib.request.Request(current, method="HEAD",
-                                             headers={"Accept-Encoding": "identity"})
+            request = urllib.request.Request(current, method="HEAD", headers={
+                "Accept-Encoding": "identity", "User-Agent": USER_AGENT})
             try:
                 with _HEAD_OPENER.open(request, timeout=TIMEOUT_S) as response:
                     headers = response.headers
@@ -315,7 +316,7 @@ def _fetch(model_id: str, remote: RemoteFile, part: Path, digest: Digest,
 def _stream(url: str, part: Path, have: int, hasher: Any,
             report: Callable[[int], None]) -> None:
     """GET url from byte ``have`` on, appending to part and feeding hasher."""
-    headers = {"Accept-Encoding": "identity"}
+    headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT}
     if have:
         headers["Range"] = f"bytes={have}-"
     request = urllib.request.Request(url, headers=headers)
