@@ -11,7 +11,9 @@ cross-attention memory, and re-run the decoder on the open segment (greedy, one 
 with a self-attention cache, ~6.5 tokens per second of speech, Moonshine's rate; random weights
 cannot find end-of-text, so the token count is fixed). The whole-segment encoder recompute is
 timed beside it, in the same run, as the reference the incremental encoder replaces. Times are
-milliseconds of this machine's CPU (median of --repeats updates); compare them as ratios.
+milliseconds of this machine's CPU (median of --repeats updates); compare them as ratios. The
+floating-point operations of one update (torch's FlopCounterMode: matmuls, convolutions,
+attention) are counted beside them: they do not depend on the machine or its load.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dictation import SAMPLE_RATE  # noqa: E402
 from dictation.asr.moonshine_streaming.model import (  # noqa: E402
@@ -100,9 +103,28 @@ def bench_size(name: str, chunk_ms: int, segments_s: list[float], repeats: int) 
                   flush=True)
         enc, mem, dec, full = (statistics.median(x) for x in (enc_ms, mem_ms, dec_ms, full_ms))
         total = enc + mem + dec
+        # One more update, its floating-point operations counted part by part.
+        piece = audio[:, start + repeats * chunk:start + (repeats + 1) * chunk]
+        counts = []
+        with torch.no_grad():
+            for part in ("encoder", "memory", "decoder", "full"):
+                with FlopCounterMode(display=False) as counter:
+                    if part == "encoder":
+                        frozen, state = encoder.forward_chunk(piece, state)
+                        tail = encoder.tail(state)
+                    elif part == "memory":
+                        memory.extend(frozen)
+                        kv = memory.with_tail(tail)
+                    elif part == "decoder":
+                        decode(model, kv, n_tokens)
+                    else:
+                        whole = start + (repeats + 1) * chunk
+                        model.encoder(audio[:, :whole // 80 * 80])
+                counts.append(counter.get_total_flops() / 1e9)
+        g_enc, g_mem, g_dec, g_full = counts
         print(f"| {name} | {segment_s:g} | {n_tokens} | {enc:.1f} | {mem:.1f} | {dec:.1f} | "
-              f"{total:.1f} | {total / chunk_ms:.2f} | {full:.1f} | {full / enc:.1f}x |",
-              flush=True)
+              f"{total:.1f} | {total / chunk_ms:.2f} | {full:.1f} | {full / enc:.1f}x | "
+              f"{g_enc:.3f} | {g_mem:.3f} | {g_dec:.3f} | {g_full:.3f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
           "updates; milliseconds")
     print("| size | open segment (s) | tokens re-decoded | encoder chunk + tail | "
           "cross memory | decoder | update total | total / chunk | full encoder recompute | "
-          "recompute / incremental |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "recompute / incremental | GFLOP encoder | GFLOP memory | GFLOP decoder | "
+          "GFLOP full encoder |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.sizes:
         bench_size(name, args.chunk_ms, args.segment_s, args.repeats)
     return 0
