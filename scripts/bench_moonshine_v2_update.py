@@ -127,6 +127,54 @@ def bench_size(name: str, chunk_ms: int, segments_s: list[float], repeats: int) 
               f"{g_enc:.3f} | {g_mem:.3f} | {g_dec:.3f} | {g_full:.3f} |", flush=True)
 
 
+@torch.no_grad()
+def bench_whisper_reference(segments_s: list[float], repeats: int, chunk_ms: int) -> None:
+    """The project's Whisper tiny.en (random weights, float32 logits) doing what its re-decoding
+    session does per update: encode the whole open segment, then decode the same number of
+    tokens. Same process, same machine state: the ratio to the rows above is what counts."""
+    from dictation.asr.whisper.model import ModelDimensions as WhisperDims
+    from dictation.asr.whisper.model import Whisper
+
+    dims = WhisperDims(n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6,
+                       n_audio_layer=4, n_vocab=51864, n_text_ctx=448, n_text_state=384,
+                       n_text_head=6, n_text_layer=4)
+    torch.manual_seed(0)
+    model = Whisper(dims).eval()
+    for param in model.parameters():
+        param.normal_(0.0, 0.02)
+    for segment_s in segments_s:
+        n_tokens = max(1, round(segment_s * TOKENS_PER_SECOND))
+        mel = torch.randn(1, 80, 2 * int(segment_s * 50))
+
+        def update(mel: torch.Tensor = mel, n_tokens: int = n_tokens) -> tuple[float, float]:
+            t0 = time.perf_counter()
+            cache = model.decoder.new_cache(model.encoder(mel))
+            t1 = time.perf_counter()
+            tokens = torch.tensor([[50257]])
+            for _ in range(n_tokens):
+                logits, _ = model.decoder(tokens, cache)
+                tokens = logits[:, -1:].argmax(-1)
+            return 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1)
+
+        times = [update() for _ in range(repeats)]
+        print(f"  whisper tiny.en {segment_s:g} s", file=sys.stderr, flush=True)
+        enc = statistics.median(t[0] for t in times)
+        dec = statistics.median(t[1] for t in times)
+        with FlopCounterMode(display=False) as counter:
+            model.decoder.new_cache(model.encoder(mel))
+        g_enc = counter.get_total_flops() / 1e9
+        cache = model.decoder.new_cache(model.encoder(mel))
+        with FlopCounterMode(display=False) as counter:
+            tokens = torch.tensor([[50257]])
+            for _ in range(n_tokens):
+                logits, _ = model.decoder(tokens, cache)
+                tokens = logits[:, -1:].argmax(-1)
+        g_dec = counter.get_total_flops() / 1e9
+        print(f"| whisper tiny.en (reference) | {segment_s:g} | {n_tokens} | {enc:.1f} | - | "
+              f"{dec:.1f} | {enc + dec:.1f} | {(enc + dec) / chunk_ms:.2f} | - | - | "
+              f"{g_enc:.3f} | - | {g_dec:.3f} | - |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=list(CHECKPOINT_DIMS),
@@ -136,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="open-segment lengths at which an update is timed (s)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-whisper-reference", action="store_true",
+                        help="skip the Whisper tiny.en reference rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"chunk {args.chunk_ms} ms, {args.threads} thread(s), median of {args.repeats} "
@@ -145,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
           "recompute / incremental | GFLOP encoder | GFLOP memory | GFLOP decoder | "
           "GFLOP full encoder |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    if not args.no_whisper_reference:
+        bench_whisper_reference(args.segment_s, args.repeats, args.chunk_ms)
     for name in args.sizes:
         bench_size(name, args.chunk_ms, args.segment_s, args.repeats)
     return 0
