@@ -1,11 +1,11 @@
-"""``dictation models [list|pull|rm|use|info] [ID]``: the model catalogue from the command line.
+"""`dictation models [list|pull|rm|use|info] [ID]`: the model catalogue from the command line.
 
-- ``list`` (the default): every catalogue model, its size and whether it is installed;
-- ``pull ID``: download a hub model (progress bar, resumes a partial download, verified);
-- ``rm ID``: delete a downloaded hub model from the cache (the embedded one cannot be removed);
-- ``use ID``: make ID the model of the config file (``[recognizer] model``), keeping every
+- `list` (the default): every catalogue model, its size and whether it is installed;
+- `pull ID`: download a hub model (progress bar, resumes a partial download, verified);
+- `rm ID`: delete a downloaded hub model from the cache (the embedded one cannot be removed);
+- `use ID`: make ID the model of the config file (`[recognizer] model`), keeping every
   other line of the file; the file is written atomically with mode 0600;
-- ``info ID``: what the catalogue says about ID and where its files are.
+- `info ID`: what the catalogue says about ID and where its files are.
 """
 
 from __future__ import annotations
