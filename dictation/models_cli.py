@@ -65,14 +65,16 @@ def _entry(model_id: str) -> catalog.ModelEntry:
 def _list() -> int:
     installed = set(catalog.installed_models())
     for entry in catalog.list_models():
+        install = getattr(entry, "install", None)  # how to install a non-hub model, if told
         if entry.id in installed:
             mark = "installed"
-        elif entry.source == "hub" and entry.revision is None:
-            mark = "unpinned"
+        elif entry.source == "hub":
+            mark = "download" if entry.revision is not None else "unpinned"
         else:
-            mark = "download"
+            mark = "missing"
+        hint = f" (install: {install})" if install and mark == "missing" else ""
         print(f"{entry.id:<26} {entry.format:<4} {entry.size_mb:>5} MB  {mark:<9}  "
-              f"{entry.description}")
+              f"{entry.description}{hint}")
     return 0
 
 
