@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from dictation.asr.session import Recognizer, Session
     from dictation.audio.mic import CaptureCursor, Microphone
     from dictation.hotkey import Action, HotkeyListener
+    from dictation.model_pull import ModelPuller
     from dictation.output.journal import TranscriptJournal
     from dictation.tray import Tray
 
@@ -216,6 +217,8 @@ class DictationApp:
         self.quitting = False
         self.exit_code = 0
         self._pending_model: str | None = None
+        self._puller: ModelPuller | None = None
+        self._downloadable: list[tuple[str, str]] = []
         self._audio_seen = False
         self._next_poll = 0.0
         self._next_model_scan = 0.0
@@ -256,6 +259,47 @@ class DictationApp:
 
     def current_model(self) -> str:
         return self.model_name
+
+    def downloadable_models(self) -> list[tuple[str, str]]:
+        """(id, label) of hub models the tray offers to download (refreshed by the scan)."""
+        return list(self._downloadable)
+
+    def download_status(self) -> str | None:
+        status = self._puller.status() if self._puller is not None else None
+        return None if status is None else status.label()
+
+    def download_model(self, model_id: str) -> None:
+        """Tray action: pull a hub model in the background; switch to it once it is ready."""
+        from dictation.model_pull import ModelPuller
+
+        if self._puller is None:
+            self._puller = ModelPuller(on_change=self._refresh_tray,
+                                       on_ready=self._model_downloaded,
+                                       on_error=self._model_download_failed)
+        if not self._puller.start(model_id):
+            self.notify("Model download", "Another model is being downloaded; wait for it.")
+
+    def _refresh_tray(self) -> None:
+        if self.tray is not None:
+            self.tray.refresh_menu()
+
+    def _model_downloaded(self, model_id: str) -> None:
+        """Download thread: every file is verified; the worker switches to the model."""
+        self._scan_downloadable()
+        self.events("model_downloaded", id=model_id)
+        self.post(Command("select_model", model_id))
+
+    def _model_download_failed(self, model_id: str, message: str) -> None:
+        self.events("error", message=message)
+        self.notify("Model not downloaded", f"{message} Still using {self.model_name}.")
+
+    def _scan_downloadable(self) -> None:
+        from dictation.model_pull import downloadable_models
+
+        try:
+            self._downloadable = downloadable_models()
+        except DictationError as exc:
+            log.warning("cannot list the downloadable models: %s", exc)
 
     def microphone_names(self) -> list[str]:
         return list(self.microphones)
@@ -318,6 +362,7 @@ class DictationApp:
         self._choose_injectors()
         self._open_journal()
         self.models = available_models()
+        self._scan_downloadable()
         self._next_model_scan = self._clock() + MODEL_SCAN_S
         self._load_initial_model()
         if self.hotkey is not None and not self.hotkey.wait_live(LIVE_TIMEOUT_S):
@@ -581,6 +626,7 @@ class DictationApp:
         if self._clock() >= self._next_model_scan:
             self._next_model_scan = self._clock() + MODEL_SCAN_S
             models = available_models()
+            self._scan_downloadable()
             if models != self.models:
                 self.models = models
                 if self.tray is not None:
@@ -720,6 +766,9 @@ def _tray_actions(app: DictationApp) -> Any:
         current_model=app.current_model,
         microphones=app.microphone_names,
         current_microphone=app.current_microphone,
+        downloadable=app.downloadable_models,
+        on_download=app.download_model,
+        download_status=app.download_status,
     )
 
 

