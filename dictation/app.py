@@ -160,7 +160,8 @@ def streaming_config(rc: RecognizerConfig, vocabulary: tuple[str, ...] = ()) -> 
 def output_settings(config: Config) -> OutputSettings:
     return OutputSettings(terminal_classes=config.typing.terminal_classes,
                           terminal_mode=config.typing.terminal_mode,
-                          rules=ReplacementRules(config.replacements))
+                          rules=ReplacementRules(config.replacements),
+                          spoken=config.spoken, app_rules=config.app_rules)
 
 
 def notify_send(title: str, body: str) -> None:
@@ -210,7 +211,8 @@ class DictationApp:
         self.modifiers = ModifierWatch()
         self.output = OutputPipeline(None, output_settings(config), notify=self.notify,
                                      muted=self._typing_muted, log_event=self.events,
-                                     wait_keys=self.modifiers.wait_released)
+                                     wait_keys=self.modifiers.wait_released,
+                                     on_stop=lambda: self.post(Command("stop")))
         self.journal: TranscriptJournal | None = None
         self.session: Session | None = None
         self.cursor: CaptureCursor | None = None

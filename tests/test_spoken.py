@@ -236,3 +236,84 @@ def test_command_words_inside_a_sentence_stay_words(segments: Segments) -> None:
                 *segments[1:]]
     typed, _ = run(segments)
     assert typed == "".join(p for s in segments for p in s)
+
+
+# --------------------------------------------------------------------------- in the pipeline
+
+from test_app_unit import EDITOR, OTHER, XTERM, Desk, commits, eos  # noqa: E402
+
+from dictation.asr.events import Event  # noqa: E402
+
+
+def screen(typed: str) -> str:
+    """What a text field shows after ``typed`` (backspaces delete)."""
+    out: list[str] = []
+    for ch in typed:
+        if ch == "\b":
+            if out:
+                out.pop()
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def dictate(desk: Desk, segments: list[list[str]], stop: list[str] | None = None,
+            move_focus_before: int | None = None) -> None:
+    pipeline = desk.pipeline()
+    if stop is not None:
+        pipeline._on_stop = lambda: stop.append("stop")
+    pipeline.begin()
+    for i, segment in enumerate(segments):
+        if i == move_focus_before:
+            desk.window = OTHER
+        events: list[Event] = [*commits(*segment, segment=i), eos("".join(segment), i)]
+        for event in events:
+            pipeline.handle(event)
+    pipeline.end()
+
+
+def test_new_line_and_scratch_that_reach_the_window() -> None:
+    desk = Desk()
+    dictate(desk, [["Dear team."], [" New line."], [" The build", " is green."],
+                   [" It was red."], [" Scratch that."]])
+    assert screen(desk.typist.text) == "Dear team.\nThe build is green."
+    scratched = [kw["text"] for name, kw in desk.events if name == "scratched"]
+    assert scratched == [" It was red"]  # its "." was held, never typed
+    # the journal keeps every phrase, the scratched one too: nothing dictated is lost
+    assert [e[0] for e in desk.journal.entries] == [
+        "Dear team.", "The build is green.", "It was red"]
+
+
+def test_scratch_that_of_the_only_phrase_leaves_no_space_behind() -> None:
+    desk = Desk()
+    dictate(desk, [["Hello world."], [" Scratch that."], [" Goodbye."]])
+    assert screen(desk.typist.text) == "Goodbye."
+
+
+def test_scratch_that_is_refused_once_the_focus_moved() -> None:
+    desk = Desk()
+    dictate(desk, [["Hello world."], [" Scratch that."]], move_focus_before=1)
+    assert "\b" not in desk.typist.text
+    assert any("Scratch that" in body and "focus moved" in body for _, body in desk.notes)
+
+
+def test_scratch_that_with_nothing_typed_is_refused() -> None:
+    desk = Desk()
+    dictate(desk, [["Scratch that."]])
+    assert desk.typist.text == ""
+    assert any("no phrase" in body for _, body in desk.notes)
+
+
+def test_stop_dictation_stops_and_types_nothing_of_itself() -> None:
+    desk, stops = Desk(), []
+    dictate(desk, [["Thanks."], [" Stop dictation."]], stop=stops)
+    assert stops == ["stop"] and desk.typist.text == "Thanks."
+
+
+def test_a_terminal_gets_no_capital_no_final_period_and_no_line_break() -> None:
+    desk = Desk(window=XTERM)
+    dictate(desk, [["Git status."], [" New line."]])
+    pasted = desk.paster.text
+    assert pasted == "git status new line"
+    assert desk.typist.text == ""
+    assert EDITOR != XTERM

@@ -21,7 +21,7 @@ from dictation.output.spoken import TextStyle
 CODE_EDITOR_CLASSES = ("code", "code-oss", "vscodium", "cursor", "zed", "dev.zed.zed",
                        "sublime_text", "jetbrains-idea", "jetbrains-pycharm", "jetbrains-clion",
                        "jetbrains-goland", "jetbrains-webstorm", "emacs", "gvim", "nvim-qt",
-                       "neovide", "kate", "org.gnome.texteditor", "gedit")
+                       "neovide")
 CHAT_CLASSES = ("slack", "discord", "signal", "telegramdesktop", "org.telegram.desktop",
                 "element", "microsoft teams - preview", "teams-for-linux", "whatsapp",
                 "zoom", "mattermost", "rocket.chat")

@@ -32,10 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dictation.asr.events import Commit, EndOfSegment, Event, Partial
-from dictation.config import TERMINAL_CLASSES
+from dictation.config import TERMINAL_CLASSES, AppRule, SpokenConfig
 from dictation.errors import DictationError, InjectionError
+from dictation.output.app_rules import shaping_for
 from dictation.output.focus import FocusLatch, WindowInfo, focused_window, is_terminal
 from dictation.output.replacements import ReplacementRules, ReplacementStream
+from dictation.output.spoken import (
+    Action,
+    ScratchThat,
+    SegmentDone,
+    SpokenShaper,
+    StopDictation,
+    TypeText,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,10 @@ class OutputSettings:
     terminal_mode: str = "paste"
     """"paste" (clipboard + Ctrl+Shift+V) or "type"."""
     rules: ReplacementRules = field(default_factory=ReplacementRules)
+    spoken: SpokenConfig = field(default_factory=SpokenConfig)
+    """Spoken punctuation and commands recognised (:mod:`dictation.output.spoken`)."""
+    app_rules: tuple[AppRule, ...] = ()
+    """The user's per-app rules (:mod:`dictation.output.app_rules`)."""
 
 
 def _copy_to_clipboard(text: str) -> None:
@@ -106,6 +119,7 @@ class OutputPipeline:
         muted: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
         log_event: Callable[..., None] = _no_event,
         wait_keys: Callable[[], object] = _no_wait,
+        on_stop: Callable[[], None] = _no_wait,
     ) -> None:
         self.injector = injector
         self.settings = settings or OutputSettings()
@@ -117,6 +131,7 @@ class OutputPipeline:
         self._muted = muted
         self._log_event = log_event
         self._wait_keys = wait_keys
+        self._on_stop = on_stop
         self.last_text: str | None = None
         """The newest segment's text (typed or held), for "Copy last transcript"."""
         self.held = ""
@@ -125,6 +140,10 @@ class OutputPipeline:
         self._latch: FocusLatch | None = None
         self._terminal = False
         self._stream = ReplacementStream(self.settings.rules)
+        self._shaper = SpokenShaper(self.settings.spoken)
+        self._last_phrase = ""  # the last segment's text as typed (what "scratch that" deletes)
+        self._typed_text = ""  # this dictation's text as typed into the target
+        self._continued = False  # this dictation continues the previous one's text
         self._segment = ""  # this segment's output text so far
         self._pending = ""  # terminal: the segment's text, delivered at its end
         self._segment_typed = True
@@ -150,11 +169,16 @@ class OutputPipeline:
         self._terminal = target is not None and is_terminal(
             target.wm_class, self.settings.terminal_classes)
         self._stream = ReplacementStream(self.settings.rules)
+        shaping = shaping_for(target.wm_class if target else None, self.settings.spoken,
+                              self.settings.app_rules, self.settings.terminal_classes)
+        self._shaper = SpokenShaper(shaping.spoken, shaping.style)
+        self._last_phrase = self._typed_text = ""
         self._segment = self._pending = self.held = ""
         self._segment_typed = True
         self._stopped_typing = False
         # a second dictation into the same window continues the text after a space
         self._typed_any = target is not None and target.id == self._last_window
+        self._continued = self._typed_any
         self.active = True
 
     def handle(self, event: Event) -> None:
@@ -164,19 +188,18 @@ class OutputPipeline:
         if isinstance(event, Partial):
             return
         if isinstance(event, Commit):
-            out = self._stream.push(event.text)
+            out = self._act(self._shaper.push(event.text))
             self._log_event("commit", text=event.text, out=out, segment=event.segment,
                             audio_time_s=round(event.audio_time_s, 3),
                             typed=not self._stopped_typing)
-            self._add(out, segment_end=False)
         elif isinstance(event, EndOfSegment):
-            self._add(self._stream.flush(), segment_end=True)
-            self._close_segment()
+            self._act(self._shaper.end_segment())
 
     def end(self) -> None:
         """The dictation is over: deliver and journal whatever is still open."""
         if not self.active:
             return
+        self._act(self._shaper.finish())
         if self._segment or self._stream.held:
             self._add(self._stream.flush(), segment_end=True)
             self._close_segment()
@@ -188,6 +211,52 @@ class OutputPipeline:
         self.active = False
 
     # --- internals ------------------------------------------------------------------------
+    def _act(self, actions: list[Action]) -> str:
+        """Carry out the shaper's actions; returns the text they released for typing."""
+        out = ""
+        for action in actions:
+            if isinstance(action, TypeText):
+                piece = self._stream.push(action.text)
+                out += piece
+                self._add(piece, segment_end=False)
+            elif isinstance(action, SegmentDone):
+                self._add(self._stream.flush(), segment_end=True)
+                self._close_segment()
+            elif isinstance(action, ScratchThat):
+                self._scratch()
+            elif isinstance(action, StopDictation):
+                self._log_event("spoken_stop")
+                self._on_stop()
+        return out
+
+    def _scratch(self) -> None:
+        """ "scratch that": delete the last phrase typed with counted backspaces (code points,
+        as typed), only while the focus never left the target and the phrase was typed, not
+        held; otherwise refuse and say why."""
+        phrase, self._last_phrase = self._last_phrase, ""
+        why = None
+        if not phrase.strip() or not self._typed_text.endswith(phrase):
+            why = "there is no phrase of this dictation to delete"
+        elif self._stopped_typing or self.injector is None:
+            why = "the text was not typed (it is on the clipboard and in the journal)"
+        elif self._latch is not None and not self._latch.check():
+            why = "the focus moved to another window"
+        if why is not None:
+            self._log_event("scratch_refused", why=why)
+            self._notify(NOTIFY_TITLE, f"“Scratch that” was not done: {why}.")
+            return
+        assert self.injector is not None
+        try:
+            with self._muted():
+                self._wait_keys()
+                self.injector.type_text("\b" * len(phrase), terminal=self._terminal)
+        except InjectionError as exc:
+            self._notify(NOTIFY_TITLE, f"“Scratch that” failed: {exc}.")
+            return
+        self._typed_text = self._typed_text[: len(self._typed_text) - len(phrase)]
+        self._typed_any = self._continued or bool(self._typed_text)
+        self._log_event("scratched", text=phrase)
+
     def _add(self, out: str, segment_end: bool) -> None:
         if not self._segment and not self._typed_any and out[:1].isspace():
             out = out.lstrip()  # nothing typed before it: no leading space
@@ -203,6 +272,7 @@ class OutputPipeline:
             self._deliver(out)
 
     def _close_segment(self) -> None:
+        self._last_phrase = self._segment if self._segment_typed else ""
         text = self._segment.strip()
         if text:
             self.last_text = text
@@ -240,6 +310,7 @@ class OutputPipeline:
             text = text[:done]
         if text:
             self._typed_any = True
+            self._typed_text += text
             self._log_event("typed", text=text)
 
     def _focus_kept(self, rest: str) -> bool:
