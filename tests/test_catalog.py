@@ -64,7 +64,10 @@ def test_bad_catalogue_entry_is_reported(tmp_path: Path) -> None:
 
 
 def test_family_names_the_recognizer_family(tmp_path: Path) -> None:
-    assert {e.family for e in list_models()} == {"whisper"}
+    families = {e.id: e.family for e in list_models()}
+    assert families["tiny.en"] == "whisper"
+    assert families["moonshine-tiny-en"] == "moonshine"
+    assert families["moonshine-streaming-tiny"] == "moonshine_streaming"
     assert resolve("tiny.en", download=False, cache_dir=tmp_path).family == "whisper"
     path = tmp_path / "catalog.toml"
     entry = '[models."x"]\nformat = "ct2"\nsource = "package"\npackage = "p"\nfiles = ["a"]\n'
