@@ -32,13 +32,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dictation import SAMPLE_RATE
+from dictation.commands import CONTROL_COMMANDS, Command, Request, dispatch
 from dictation.config import (
     Config,
     ConfigWatcher,
@@ -48,6 +48,7 @@ from dictation.config import (
 )
 from dictation.errors import ConfigError, DeviceError, DictationError, ModelError
 from dictation.eventlog import EventLog
+from dictation.hotkey import Action
 from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
 from dictation.output.replacements import ReplacementRules
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from dictation.asr.recognizer import Recognizer
     from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
     from dictation.audio.mic import CaptureCursor, Microphone
-    from dictation.hotkey import Action, HotkeyListener
+    from dictation.hotkey import HotkeyListener
     from dictation.output.journal import TranscriptJournal
     from dictation.tray import Tray
 
@@ -79,6 +80,8 @@ LIVE_TIMEOUT_S = 10.0
 READY_LINE = "dictation: ready"
 TYPING_KEYS = frozenset({"shift_l", "ctrl_l"})
 """Hotkeys the typing back-ends press themselves (capitals, Ctrl+V): muted while typing."""
+HOTKEY_COMMANDS = {Action.START: Command.START, Action.STOP: Command.STOP}
+"""What each hotkey gesture posts."""
 
 
 class State(enum.StrEnum):
@@ -89,20 +92,6 @@ class State(enum.StrEnum):
     LISTENING = "listening"
     FINISHING = "finishing"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Command:
-    """Work for the worker: ``start``, ``stop``, ``toggle``, ``quit``, ``select_model``
-    (arg: model name), ``select_mic`` (arg: device name, None = system default),
-    ``copy_last``, ``open_settings``."""
-
-    name: str
-    arg: str | None = None
-
-
-COMMAND_NAMES = ("start", "stop", "toggle", "quit", "select_model", "select_mic", "copy_last",
-                 "open_settings")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -189,7 +178,7 @@ class DictationApp:
         self.events = events or EventLog(None)
         self._load_model = load_model
         self._clock = clock
-        self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self.commands: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self.state = State.STARTING
         self.error: str | None = None
         """Why the app is in the error state."""
@@ -219,26 +208,26 @@ class DictationApp:
         self._next_mic_retry = 0.0
 
     # --- edges: called from other threads -------------------------------------------------
-    def post(self, command: Command) -> None:
+    def post(self, command: Command, arg: str | None = None) -> None:
         """Queue work for the worker (any thread, also signal handlers)."""
-        self.commands.put(command)
+        self.commands.put(Request(command, arg))
 
     def on_hotkey(self, action: Action) -> None:
         """HotkeyListener callback (listener thread)."""
         self.events("hotkey", action=action.value)
-        self.post(Command(action.value))
+        self.post(HOTKEY_COMMANDS[action])
 
-    def on_control(self, command: str) -> str:
+    def on_control(self, command: Command) -> str:
         """ControlServer handler (its thread): queue the command, answer at once."""
-        if command == "status":
+        if command is Command.STATUS:
             return self.status()
         state = self.state
-        if command == "start" and state is not State.IDLE:
+        if command is Command.START and state is not State.IDLE:
             return f"not started: {self.status()}"
-        if command == "stop" and state is not State.LISTENING:
+        if command is Command.STOP and state is not State.LISTENING:
             return f"not stopped: {self.status()}"
-        self.post(Command(command))
-        return f"{command} requested (was {state.value})"
+        self.post(command)
+        return f"{command.value} requested (was {state.value})"
 
     def status(self) -> str:
         """One line: state, model, microphone (and the error)."""
@@ -432,11 +421,11 @@ class DictationApp:
         else:
             timeout = min(IDLE_POLL_S, max(0.0, self._next_poll - self._clock()))
         try:
-            command: Command | None = self.commands.get(timeout=timeout)
+            request: Request | None = self.commands.get(timeout=timeout)
         except queue.Empty:
-            command = None
-        if command is not None:
-            self._guarded(self.handle, command)
+            request = None
+        if request is not None:
+            self._guarded(self.handle, request)
         if self.state is not State.LISTENING and self._clock() >= self._next_poll:
             self._guarded(self.idle_poll)
             self._next_poll = self._clock() + IDLE_POLL_S
@@ -460,31 +449,34 @@ class DictationApp:
             if self.state in (State.LISTENING, State.FINISHING):
                 self.set_state(State.IDLE)
 
-    def handle(self, command: Command) -> None:
-        """Carry out one command (on the worker)."""
-        name = command.name
-        if name == "toggle":
-            name = "stop" if self.state is State.LISTENING else "start"
-        if name == "start":
-            self._start()
-        elif name == "stop":
-            if self.state is State.LISTENING:
-                self._stop()
-        elif name == "quit":
-            self.quitting = True
-        elif name == "select_model" and command.arg:
-            if self.state is State.LISTENING:
-                self._pending_model = command.arg  # switched once this dictation ends
-            else:
-                self._switch_model(command.arg)
-        elif name == "select_mic":
-            self._switch_microphone(command.arg)
-        elif name == "copy_last":
-            self._copy_last()
-        elif name == "open_settings":
-            self._open_settings()
+    def handle(self, request: Request) -> None:
+        """Carry out one request (on the worker), through :data:`dictation.commands.HANDLERS`.
+        """
+        dispatch(self, request)
+
+    # --- command handlers (dictation.commands.CommandHandlers) -----------------------------
+    @property
+    def listening(self) -> bool:
+        return self.state is State.LISTENING
+
+    def start_dictation(self) -> None:
+        self._start()
+
+    def stop_dictation(self) -> None:
+        if self.state is State.LISTENING:
+            self._stop()
+
+    def quit(self) -> None:
+        self.quitting = True
+
+    def select_model(self, name: str) -> None:
+        if self.state is State.LISTENING:
+            self._pending_model = name  # switched once this dictation ends
         else:
-            log.warning("unknown command %r", command)
+            self._switch_model(name)
+
+    def select_microphone(self, name: str | None) -> None:
+        self._switch_microphone(name)
 
     # --- dictation ------------------------------------------------------------------------
     def _start(self) -> None:
@@ -601,7 +593,7 @@ class DictationApp:
         if config.audio.microphone != old.audio.microphone:
             self._switch_microphone(config.audio.microphone)
         if config.recognizer.model != old.recognizer.model:
-            self.handle(Command("select_model", config.recognizer.model))
+            self.select_model(config.recognizer.model)
 
     def _switch_model(self, name: str) -> None:
         if name == self.model_name and self.recognizer is not None:
@@ -636,7 +628,7 @@ class DictationApp:
         if self.tray is not None:
             self.tray.refresh_menu()
 
-    def _copy_last(self) -> None:
+    def copy_last(self) -> None:
         from dictation.inject.clipboard import copy_to_clipboard
 
         text = None
@@ -652,7 +644,7 @@ class DictationApp:
         except DictationError as exc:
             self.notify("Copy failed", str(exc))
 
-    def _open_settings(self) -> None:
+    def open_settings(self) -> None:
         from dictation.config import write_default_config
 
         path = self.watcher.path if self.watcher is not None else default_config_path()
@@ -682,7 +674,7 @@ def _signals_post_quit(app: DictationApp) -> Iterator[None]:
     saved = {s: signal.getsignal(s) for s in sigs}
 
     def on_signal(signum: int, _frame: Any) -> None:
-        app.post(Command("quit"))
+        app.post(Command.QUIT)
 
     for s in sigs:
         signal.signal(s, on_signal)
@@ -702,16 +694,8 @@ def _configure_logging() -> None:
 def _tray_actions(app: DictationApp) -> Any:
     from dictation.tray import TrayActions
 
-    def post(name: str) -> Callable[[], None]:
-        return lambda: app.post(Command(name))
-
     return TrayActions(
-        on_toggle=post("toggle"),
-        on_select_model=lambda name: app.post(Command("select_model", name)),
-        on_select_microphone=lambda name: app.post(Command("select_mic", name)),
-        on_copy_last=post("copy_last"),
-        on_open_settings=post("open_settings"),
-        on_quit=post("quit"),
+        post=app.post,
         models=app.model_names,
         current_model=app.current_model,
         microphones=app.microphone_names,
@@ -754,14 +738,14 @@ def run_app(config_path: Path | None, with_tray: bool) -> int:
     """``dictation app`` (tray) / ``dictation listen`` (no tray). Returns the exit code; raises
     DictationError (printed by the CLI, exit 2) for a bad config, a second instance, or (without
     the tray) a missing microphone or model."""
-    from dictation.control import COMMANDS, ControlServer
+    from dictation.control import ControlServer
 
     _configure_logging()
     config = load_config(config_path)  # no file at the default location: the defaults
     watcher = ConfigWatcher(config_path or default_config_path(), config)
     app = DictationApp(watcher.config, watcher=watcher, with_tray=with_tray,
                        events=EventLog.from_env())
-    server = ControlServer(app.on_control, commands=(*COMMANDS, "quit"))
+    server = ControlServer(app.on_control, commands=(*CONTROL_COMMANDS, Command.QUIT))
     server.start()  # refuses a second instance before the slow start-up
     try:
         with _signals_post_quit(app):

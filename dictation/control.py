@@ -30,12 +30,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from dictation.commands import CONTROL_COMMANDS, Command, parse_control_command
 from dictation.errors import DictationError
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("toggle", "start", "stop", "status")
-"""Commands the app answers by default."""
 MAX_MESSAGE_BYTES = 65536
 _SUN_PATH_MAX = 107 if sys.platform.startswith("linux") else 103  # bytes, without the NUL
 
@@ -106,14 +105,16 @@ def _already_running(path: Path) -> DictationError:
 
 
 class ControlServer:
-    """Serves control commands on a thread, calling ``handler(command) -> reply`` for each.
+    """Serves control commands on a thread, calling ``handler(command) -> reply`` for each
+    (``command`` one of ``commands``, parsed from the wire text).
 
     ``handler`` runs on the server thread, one request at a time: keep it quick (queue the
     work). A :class:`DictationError` it raises is sent to the client as the error message.
     """
 
-    def __init__(self, handler: Callable[[str], str], path: Path | None = None,
-                 commands: tuple[str, ...] = COMMANDS, client_timeout_s: float = 1.0) -> None:
+    def __init__(self, handler: Callable[[Command], str], path: Path | None = None,
+                 commands: tuple[Command, ...] = CONTROL_COMMANDS,
+                 client_timeout_s: float = 1.0) -> None:
         self.path = path if path is not None else control_socket_path()
         self.commands = commands
         self._handler = handler
@@ -242,16 +243,16 @@ class ControlServer:
             return
         try:
             request = json.loads(_read_line(conn))
-            command = request["command"]
-            if not isinstance(command, str):
+            text = request["command"]
+            if not isinstance(text, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             _send(conn, {"ok": False, "error": "malformed control request"})
             return
-        command = command.strip().lower()
-        if command not in self.commands:
-            _send(conn, {"ok": False, "error": f"unknown command {command!r}; use one of: "
-                                               f"{', '.join(self.commands)}"})
+        try:
+            command = parse_control_command(text, self.commands)
+        except ValueError as exc:
+            _send(conn, {"ok": False, "error": str(exc)})
             return
         try:
             reply = self._handler(command)
@@ -259,9 +260,9 @@ class ControlServer:
             _send(conn, {"ok": False, "error": str(exc)})
             return
         except Exception as exc:
-            log.exception("control command %r failed", command)
-            _send(conn, {"ok": False, "error": f"{command} failed inside the app: {exc!r}; see "
-                                               "its log"})
+            log.exception("control command %r failed", command.value)
+            _send(conn, {"ok": False, "error": f"{command.value} failed inside the app: "
+                                               f"{exc!r}; see its log"})
             return
         _send(conn, {"ok": True, "reply": str(reply)})
 
@@ -290,7 +291,7 @@ def _send(conn: socket.socket, message: dict[str, object]) -> None:
     conn.sendall(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
 
 
-def send_command(command: str, timeout: float = 2.0, path: Path | None = None) -> str:
+def send_command(command: Command | str, timeout: float = 2.0, path: Path | None = None) -> str:
     """Send ``command`` to the running app and return its reply; raises
     :class:`DictationError` when no app runs, it does not answer, or it reports an error."""
     _require_unix_sockets()
@@ -309,10 +310,10 @@ def send_command(command: str, timeout: float = 2.0, path: Path | None = None) -
             raise DictationError(f"the dictation app did not accept a connection on {path} "
                                  f"within {timeout:g} s; it may be hung") from None
         try:
-            _send(sock, {"command": command})
+            _send(sock, {"command": str(command)})
             raw = _read_line(sock)
         except TimeoutError:
-            raise DictationError(f"the dictation app did not answer {command!r} within "
+            raise DictationError(f"the dictation app did not answer {str(command)!r} within "
                                  f"{timeout:g} s; it may be busy or hung") from None
         except OSError as exc:
             raise DictationError(f"the dictation app closed the connection ({exc.strerror}); "

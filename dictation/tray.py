@@ -27,17 +27,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
 
+from dictation.commands import Command
 from dictation.errors import DictationError
 from dictation.icons import state_icon
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "Dictation"
-_T = TypeVar("_T")
 
 
 class TrayState(enum.StrEnum):
@@ -61,16 +61,13 @@ class TrayError(DictationError):
 
 @dataclass
 class TrayActions:
-    """What the tray calls into. Actions run on the tray thread; providers are called whenever
-    the menu is rebuilt and must be cheap and thread-safe (read plain attributes)."""
+    """What the tray calls into. ``post`` runs on the tray thread (queue the work); providers
+    are called whenever the menu is rebuilt and must be cheap and thread-safe (read plain
+    attributes)."""
 
-    on_toggle: Callable[[], None]
-    on_select_model: Callable[[str], None]
-    on_select_microphone: Callable[[str | None], None]
-    """Called with a device name from `microphones()`, or None for the system default."""
-    on_copy_last: Callable[[], None]
-    on_open_settings: Callable[[], None]
-    on_quit: Callable[[], None]
+    post: Callable[[Command, str | None], None]
+    """Post a command with its argument (a model name for SELECT_MODEL, a device name or None
+    = the system default for SELECT_MIC)."""
     models: Callable[[], list[str]]
     current_model: Callable[[], str]
     microphones: Callable[[], list[str]]
@@ -120,9 +117,10 @@ def _safe(provider: Callable[[], Any], what: str, fallback: Any) -> Any:
         return fallback
 
 
-def _bind(callback: Callable[[_T], None], value: _T) -> Callable[[], None]:
+def _bind(post: Callable[[Command, str | None], None], command: Command,
+          arg: str | None = None) -> Callable[[], None]:
     def call() -> None:
-        callback(value)
+        post(command, arg)
 
     return call
 
@@ -134,31 +132,32 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
     models: list[str] = _safe(actions.models, "the model list", [])
     current_model: str | None = _safe(actions.current_model, "the current model", None)
     model_items = tuple(
-        MenuEntry(m, _bind(actions.on_select_model, m), checked=m == current_model, radio=True)
+        MenuEntry(m, _bind(actions.post, Command.SELECT_MODEL, m), checked=m == current_model,
+                  radio=True)
         for m in models
     ) or (MenuEntry("(no models installed)", enabled=False),)
 
     mics: list[str] = _safe(actions.microphones, "the microphone list", [])
     current_mic: str | None = _safe(actions.current_microphone, "the current microphone", None)
     mic_items = (
-        MenuEntry(SYSTEM_DEFAULT_MIC, _bind(actions.on_select_microphone, None),
+        MenuEntry(SYSTEM_DEFAULT_MIC, _bind(actions.post, Command.SELECT_MIC, None),
                   checked=current_mic is None, radio=True),
         *(
-            MenuEntry(m, _bind(actions.on_select_microphone, m), checked=m == current_mic,
+            MenuEntry(m, _bind(actions.post, Command.SELECT_MIC, m), checked=m == current_mic,
                       radio=True)
             for m in mics
         ),
     )
     return (
-        MenuEntry("Stop dictation" if busy else "Start dictation", actions.on_toggle,
-                  default=True),
+        MenuEntry("Stop dictation" if busy else "Start dictation",
+                  _bind(actions.post, Command.TOGGLE), default=True),
         MenuEntry("Model", submenu=model_items),
         MenuEntry("Microphone", submenu=mic_items),
         SEPARATOR,
-        MenuEntry("Copy last transcript", actions.on_copy_last),
-        MenuEntry("Open settings", actions.on_open_settings),
+        MenuEntry("Copy last transcript", _bind(actions.post, Command.COPY_LAST)),
+        MenuEntry("Open settings", _bind(actions.post, Command.OPEN_SETTINGS)),
         SEPARATOR,
-        MenuEntry("Quit", actions.on_quit),
+        MenuEntry("Quit", _bind(actions.post, Command.QUIT)),
     )
 
 
