@@ -140,9 +140,13 @@ def cmd_models() -> int:
 
     installed = set(installed_models())
     for entry in list_models():
-        mark = "installed" if entry.id in installed else "download"
+        if entry.id in installed:
+            mark = "installed"
+        else:
+            mark = "download" if entry.source == "hub" else "missing"
+        hint = f" (install: {entry.install})" if entry.install and mark == "missing" else ""
         print(f"{entry.id:<26} {entry.format:<4} {entry.size_mb:>5} MB  {mark:<9}  "
-              f"{entry.description}")
+              f"{entry.description}{hint}")
     return 0
 
 

