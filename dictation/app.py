@@ -48,6 +48,7 @@ from dictation.config import (
 )
 from dictation.errors import ConfigError, DeviceError, DictationError, ModelError
 from dictation.eventlog import EventLog
+from dictation.heap import release_free_memory
 from dictation.hotkey import Action
 from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
@@ -306,6 +307,7 @@ class DictationApp:
         self.models = available_models()
         self._next_model_scan = self._clock() + MODEL_SCAN_S
         self._load_initial_model()
+        release_free_memory()  # the checkpoint read while loading
         if self.hotkey is not None and not self.hotkey.wait_live(LIVE_TIMEOUT_S):
             error = self.hotkey.error or DictationError(
                 f"the hotkey listener did not start within {LIVE_TIMEOUT_S:g} s")
@@ -540,6 +542,7 @@ class DictationApp:
         if self._pending_model is not None:
             name, self._pending_model = self._pending_model, None
             self._switch_model(name)
+        release_free_memory()  # the session's buffers, kept by the C heap otherwise
 
     # --- idle work ------------------------------------------------------------------------
     def idle_poll(self) -> None:
@@ -606,6 +609,7 @@ class DictationApp:
             self.notify("Model not changed", f"{exc} Still using {self.model_name}.")
             return
         self.recognizer, self.model_name = recognizer, name
+        release_free_memory()  # the previous model
         self.events("model_switched", id=name)
         self.set_state(self.state, self.error)  # tooltip shows the model
         if self.tray is not None:

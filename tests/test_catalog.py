@@ -9,7 +9,11 @@ lookup, SHA-256 verification, the verified-files record, error messages) is the 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +267,26 @@ def test_hub_records_give_lfs_sha256_or_git_blob_id() -> None:
     digests = catalog._digests_from_paths_info(infos)
     assert digests["model.bin"] == catalog._Digest("sha256", lfs_sha)
     assert digests["config.json"] == catalog._Digest("git-sha1", "c" * 40)
+
+
+@pytest.mark.parametrize("env", [{}, {"HF_HOME": "/x/hf"}, {"XDG_CACHE_HOME": "/x/cache"},
+                                 {"HF_HUB_CACHE": "/x/hub", "HF_HOME": "/y"}])
+def test_hf_cache_dir_matches_huggingface_hub_and_listing_does_not_import_it(
+        env: dict[str, str]) -> None:
+    """The app lists installed models without importing huggingface_hub; the folder it looks
+    in must be the one huggingface_hub uses (fresh interpreter: its constants are read at
+    import)."""
+    code = ("import sys, json\n"
+            "from dictation.asr.catalog import hf_cache_dir, installed_models\n"
+            "installed_models()\n"
+            "lazy = 'huggingface_hub' not in sys.modules\n"
+            "from huggingface_hub import constants\n"
+            "print(json.dumps([str(hf_cache_dir()), constants.HF_HUB_CACHE, lazy]))\n")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**clean, **env, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr
+    ours, theirs, lazy = json.loads(out.stdout)
+    assert ours == theirs and lazy
