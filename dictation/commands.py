@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 
 class Command(enum.StrEnum):
@@ -51,35 +50,58 @@ CONTROL_HELP: dict[Command, str] = {
 """One line of help per control command (the CLI's subcommand help)."""
 
 
-@dataclass(frozen=True)
 class Request:
-    """One posted command and its argument (see :class:`Command` for which take one)."""
+    """One posted command and its argument (see :class:`Command` for which take one).
+    Immutable. (A plain class: a dataclass would import ``inspect``, doubling the start-up
+    cost of ``dictation toggle``.)"""
 
+    __slots__ = ("command", "arg")
     command: Command
-    arg: str | None = None
+    arg: str | None
+
+    def __init__(self, command: Command, arg: str | None = None) -> None:
+        object.__setattr__(self, "command", command)
+        object.__setattr__(self, "arg", arg)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Request is immutable (tried to set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Request) and self.command is other.command
+                and self.arg == other.arg)
+
+    def __hash__(self) -> int:
+        return hash((self.command, self.arg))
+
+    def __repr__(self) -> str:
+        return f"Request({self.command!s}, {self.arg!r})"
 
 
-class CommandHandlers(Protocol):
-    """What :func:`dispatch` drives (the app implements it; each method runs on the worker)."""
+if TYPE_CHECKING:  # a Protocol is only a type: typing stays out of `dictation toggle`
+    from typing import Protocol
 
-    @property
-    def listening(self) -> bool:
-        """Whether a dictation is running (decides what ``toggle`` means)."""
-        ...
+    class CommandHandlers(Protocol):
+        """What :func:`dispatch` drives (the app implements it; each method runs on the
+        worker)."""
 
-    def start_dictation(self) -> None: ...
+        @property
+        def listening(self) -> bool:
+            """Whether a dictation is running (decides what ``toggle`` means)."""
+            ...
 
-    def stop_dictation(self) -> None: ...
+        def start_dictation(self) -> None: ...
 
-    def quit(self) -> None: ...
+        def stop_dictation(self) -> None: ...
 
-    def select_model(self, name: str) -> None: ...
+        def quit(self) -> None: ...
 
-    def select_microphone(self, name: str | None) -> None: ...
+        def select_model(self, name: str) -> None: ...
 
-    def copy_last(self) -> None: ...
+        def select_microphone(self, name: str | None) -> None: ...
 
-    def open_settings(self) -> None: ...
+        def copy_last(self) -> None: ...
+
+        def open_settings(self) -> None: ...
 
 
 def _start(h: CommandHandlers, _arg: str | None) -> None:

@@ -23,7 +23,6 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +43,8 @@ def control_dir() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(runtime) and os.path.isdir(runtime):
         return Path(runtime) / "dictation"
+    import tempfile  # rarely needed, and it imports shutil, random, hashlib...
+
     return Path(tempfile.gettempdir()) / f"dictation-{os.getuid()}"
 
 
