@@ -161,6 +161,14 @@ def cmd_devices() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0] in CONTROL_COMMANDS:
+        # the shortcut a desktop binds: answered without argparse (which alone costs more
+        # start-up than the rest of the command)
+        try:
+            return cmd_control(Command(argv[0]))
+        except DictationError as exc:
+            print(f"dictation: {exc}", file=sys.stderr)
+            return 2
     args = build_parser(argv).parse_args(argv)
     command = args.command or "app"
     try:

@@ -27,10 +27,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
-from dictation.commands import CONTROL_COMMANDS, Command, parse_control_command
+from dictation.commands import (
+    CONTROL_COMMANDS,
+    TYPE_CHECKING,
+    Command,
+    parse_control_command,
+)
 from dictation.errors import DictationError
+
+if TYPE_CHECKING:
+    from typing import IO
 
 log = logging.getLogger(__name__)
 

@@ -57,6 +57,30 @@ def idle_cpu(pid: int, seconds: float) -> float:
     return 100.0 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (``/proc/PID/task/*/comm``; same names summed)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def idle_cpu_by_thread(pid: int, seconds: float) -> str:
+    """Idle CPU (% of a core) of each thread that used any, busiest first."""
+    before, t0 = thread_cpu(pid), time.monotonic()
+    time.sleep(seconds)
+    after, wall = thread_cpu(pid), time.monotonic() - t0
+    used = {n: 100 * (c - before.get(n, 0.0)) / wall for n, c in after.items()}
+    return ", ".join(f"{n} {u:.2f} %" for n, u in sorted(used.items(), key=lambda x: -x[1])
+                     if u > 0)
+
+
 def time_status(env: dict[str, str], calls: int, code: str | None = None
                 ) -> tuple[float, float, float, str]:
     """p50 and p90 wall ms and p50 CPU ms (user + sys, robust to a busy machine) of ``calls``
@@ -137,6 +161,7 @@ def main() -> int:
             say(f"- after dictating {args.wav}: {memory(pid)}")
             say(f"- idle CPU after the dictation: {idle_cpu(pid, args.idle_s):.2f} % of a core")
             say(f"- after {args.idle_s:g} s idle: {memory(pid)}")
+            say(f"- idle CPU by thread: {idle_cpu_by_thread(pid, args.idle_s)}")
             say(f"- notable modules imported: {', '.join(imported(app.stderr_path))}")
         finally:
             app.proc.terminate()
