@@ -140,13 +140,9 @@ def cmd_models() -> int:
 
     installed = set(installed_models())
     for entry in list_models():
-        if entry.id in installed:
-            mark = "installed"
-        else:
-            mark = "download" if entry.source == "hub" else "missing"
-        hint = f" (install: {entry.install})" if entry.install and mark == "missing" else ""
+        mark = "installed" if entry.id in installed else "download"
         print(f"{entry.id:<26} {entry.format:<4} {entry.size_mb:>5} MB  {mark:<9}  "
-              f"{entry.description}{hint}")
+              f"{entry.description}")
     return 0
 
 

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -38,6 +38,7 @@ from dictation.icons import state_icon
 log = logging.getLogger(__name__)
 
 APP_TITLE = "Dictation"
+_T = TypeVar("_T")
 
 
 class TrayState(enum.StrEnum):
@@ -117,8 +118,17 @@ def _safe(provider: Callable[[], Any], what: str, fallback: Any) -> Any:
         return fallback
 
 
-def _bind(post: Callable[[Command, str | None], None], command: Command,
+def _bind(callback: Callable[[_T], None], value: _T) -> Callable[[], None]:
+    def call() -> None:
+        callback(value)
+
+    return call
+
+
+def _post(post: Callable[[Command, str | None], None], command: Command,
           arg: str | None = None) -> Callable[[], None]:
+    """A menu action posting ``command`` (with ``arg``) to the app."""
+
     def call() -> None:
         post(command, arg)
 
@@ -132,7 +142,7 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
     models: list[str] = _safe(actions.models, "the model list", [])
     current_model: str | None = _safe(actions.current_model, "the current model", None)
     model_items = tuple(
-        MenuEntry(m, _bind(actions.post, Command.SELECT_MODEL, m), checked=m == current_model,
+        MenuEntry(m, _post(actions.post, Command.SELECT_MODEL, m), checked=m == current_model,
                   radio=True)
         for m in models
     ) or (MenuEntry("(no models installed)", enabled=False),)
@@ -140,24 +150,24 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
     mics: list[str] = _safe(actions.microphones, "the microphone list", [])
     current_mic: str | None = _safe(actions.current_microphone, "the current microphone", None)
     mic_items = (
-        MenuEntry(SYSTEM_DEFAULT_MIC, _bind(actions.post, Command.SELECT_MIC, None),
+        MenuEntry(SYSTEM_DEFAULT_MIC, _post(actions.post, Command.SELECT_MIC, None),
                   checked=current_mic is None, radio=True),
         *(
-            MenuEntry(m, _bind(actions.post, Command.SELECT_MIC, m), checked=m == current_mic,
+            MenuEntry(m, _post(actions.post, Command.SELECT_MIC, m), checked=m == current_mic,
                       radio=True)
             for m in mics
         ),
     )
     return (
         MenuEntry("Stop dictation" if busy else "Start dictation",
-                  _bind(actions.post, Command.TOGGLE), default=True),
+                  _post(actions.post, Command.TOGGLE), default=True),
         MenuEntry("Model", submenu=model_items),
         MenuEntry("Microphone", submenu=mic_items),
         SEPARATOR,
-        MenuEntry("Copy last transcript", _bind(actions.post, Command.COPY_LAST)),
-        MenuEntry("Open settings", _bind(actions.post, Command.OPEN_SETTINGS)),
+        MenuEntry("Copy last transcript", _post(actions.post, Command.COPY_LAST)),
+        MenuEntry("Open settings", _post(actions.post, Command.OPEN_SETTINGS)),
         SEPARATOR,
-        MenuEntry("Quit", _bind(actions.post, Command.QUIT)),
+        MenuEntry("Quit", _post(actions.post, Command.QUIT)),
     )
 
 
