@@ -130,17 +130,17 @@ def test_git_blob_digest_matches_git(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("env", [{}, {"HF_HOME": "/x/hf"}, {"XDG_CACHE_HOME": "/x/cache"},
                                  {"HF_HUB_CACHE": "/x/hub", "HF_HOME": "/y"}])
-def test_hf_cache_dir_matches_huggingface_hub_and_listing_does_not_import_it(
+def test_cache_root_matches_huggingface_hub_and_listing_does_not_import_it(
         env: dict[str, str]) -> None:
     """The app lists installed models without importing huggingface_hub; the folder it looks
     in must be the one huggingface_hub uses (fresh interpreter: its constants are read at
     import)."""
     code = ("import sys, json\n"
-            "from dictation.asr.catalog import hf_cache_dir, installed_models\n"
+            "from dictation.asr.catalog import cache_root, installed_models\n"
             "installed_models()\n"
             "lazy = 'huggingface_hub' not in sys.modules\n"
             "from huggingface_hub import constants\n"
-            "print(json.dumps([str(hf_cache_dir()), constants.HF_HUB_CACHE, lazy]))\n")
+            "print(json.dumps([str(cache_root()), constants.HF_HUB_CACHE, lazy]))\n")
     clean = {k: v for k, v in os.environ.items()
              if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
     repo = Path(__file__).resolve().parents[1]

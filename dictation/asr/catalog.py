@@ -337,26 +337,6 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     return _cache_root(cache_dir)
 
 
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache folder, found as huggingface_hub finds it ($HF_HUB_CACHE,
-    $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, else
-    ~/.cache/huggingface/hub) without importing it: the running app lists installed models
-    every few seconds and should not carry huggingface_hub (and tqdm) for that."""
-    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(variable):
-            return Path(os.environ[variable]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def _snapshot_file(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path:
-    """Where the HF cache holds file ``name`` of a hub model at its pinned commit."""
-    assert entry.repo is not None and entry.revision is not None
-    folder = "models--" + entry.repo.replace("/", "--")
-    return (cache_dir or hf_cache_dir()) / folder / "snapshots" / entry.revision / name
-
-
 def _cached_file(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path | None:
     assert entry.repo is not None
     if entry.revision is None:
@@ -576,6 +556,6 @@ def installed_models(
             paths = _parts_paths(entry)
             if paths is not None and all(p.is_file() for p in (*paths[0], *paths[1])):
                 ids.append(entry.id)
-        elif all(_snapshot_file(entry, name, cache_dir).is_file() for name in entry.files):
+        elif all(_cached_file(entry, name, cache_dir) is not None for name in entry.files):
             ids.append(entry.id)
     return ids
