@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
                        ("stop", "stop dictation in the running app"),
                        ("status", "state of the running app")):
         sub.add_parser(name, help=text)
+    sc = sub.add_parser("shortcut", help="the desktop shortcut running `dictation toggle` "
+                                         "(Wayland's hotkey); --install writes it")
+    sc.add_argument("--install", action="store_true",
+                    help="write it where the desktop reads it (never changes your own lines)")
+    sc.add_argument("--key", default="ctrl+alt+d", help="key combination (default ctrl+alt+d)")
+    sc.add_argument("--command", dest="bind_command", default=None,
+                    help="command to bind (default: this installation's `dictation toggle`)")
+    sc.add_argument("--desktop", choices=("sway", "i3", "hyprland", "gnome", "kde"),
+                    help="override the detected desktop")
     cfg = sub.add_parser("config", help="print every option with its default")
     cfg.add_argument("--write", action="store_true",
                      help="write that default file to the config path (never overwrites)")
@@ -162,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench_main(args)
         if command in ("toggle", "start", "stop", "status"):
             return cmd_control(command)
+        if command == "shortcut":
+            from dictation.shortcut import main as shortcut_main
+
+            return shortcut_main(args.install, args.key, args.bind_command, args.desktop)
         if command == "config":
             return cmd_config(args)
         if command == "models":
