@@ -172,8 +172,9 @@ def _status_notifier_watcher_present() -> bool:
     try:
         gi: Any = importlib.import_module("gi")  # PyGObject ships no type hints
         gi.require_version("Gio", "2.0")
-        repo: Any = importlib.import_module("gi.repository")
-        Gio, GLib = repo.Gio, repo.GLib
+        # gi.repository loads typelibs on import of the submodule, not on attribute access
+        Gio: Any = importlib.import_module("gi.repository.Gio")
+        GLib: Any = importlib.import_module("gi.repository.GLib")
 
         bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
         reply = bus.call_sync(
