@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import enum
 import importlib
+import itertools
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -285,6 +287,46 @@ def _fix_xorg_icon(icon: Any) -> None:
         log.warning("cannot patch the xorg tray icon (clicks may not work): %s", e)
 
 
+class _ThemedIndicator:
+    """Stands in for pystray's AppIndicator object: ``set_icon(path)`` becomes an icon theme
+    path plus an icon name, everything else is passed through."""
+
+    def __init__(self, indicator: Any) -> None:
+        self._indicator = indicator
+
+    def set_icon(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        self._indicator.set_icon_theme_path(folder)
+        self._indicator.set_icon_full(os.path.splitext(name)[0], APP_TITLE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._indicator, name)
+
+
+def _fix_appindicator_icon(icon: Any) -> None:
+    """pystray's appindicator backend hands the indicator an absolute path to an extension-less
+    temporary file as the icon *name*; swaybar (1.7) then shows its "missing icon" face
+    (measured on the Wayland harness). Write the icons as ``dictation-N.png`` into a private
+    folder and publish that folder as the icon theme path and ``dictation-N`` as the name,
+    which StatusNotifierItem hosts look up (swaybar, KDE, waybar)."""
+    try:
+        folder = tempfile.mkdtemp(prefix="dictation-tray-")
+        counter = itertools.count()
+
+        def update_fs_icon() -> None:
+            path = os.path.join(folder, f"dictation-{next(counter)}.png")
+            with open(path, "wb") as out:
+                icon.icon.save(out, "PNG")
+            icon._icon_path = path
+
+        icon._appindicator = _ThemedIndicator(icon._appindicator)
+        icon._update_fs_icon = update_fs_icon
+        icon._remove_fs_icon()
+        update_fs_icon()
+    except Exception as e:  # another pystray: the icon may show as "missing" in some hosts
+        log.warning("cannot patch the appindicator tray icon: %s", e)
+
+
 @dataclass
 class _Shared:
     """State read by the tray thread and written by any thread (under `lock`)."""
@@ -424,6 +466,8 @@ class Tray:
         _set_gtk_tooltip(icon, icon.title)
         if name == "xorg":
             _fix_xorg_icon(icon)
+        elif name == "appindicator":
+            _fix_appindicator_icon(icon)
         if not icon.HAS_MENU:
             log.warning(
                 "tray backend %r has no menu: left-click toggles dictation; install PyGObject "

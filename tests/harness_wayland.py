@@ -101,7 +101,9 @@ def wayland_session(export: bool = False, **knobs: str) -> Iterator[WaylandDeskt
     reason = wayland_skip_reason()
     if reason is not None:
         pytest.skip(reason)
-    base = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    # the X11 harness' variables and knobs (E2E_TEXTBOX=0 ...) are not this session's
+    base = {k: v for k, v in os.environ.items()
+            if k not in _NOT_INHERITED and not k.startswith("E2E_")}
     base.update(knobs)
     proc = subprocess.run([str(WAYLAND_SCRIPT), "start"], capture_output=True, text=True,
                           timeout=60, env=base)
