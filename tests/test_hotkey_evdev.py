@@ -119,3 +119,15 @@ def test_unreadable_devices_say_join_the_input_group() -> None:
         open_keyboards(evdev)
     with pytest.raises(DictationError, match="no /dev/input devices"):
         open_keyboards(FakeEvdev({}))
+
+
+def test_listener_on_this_machine_says_what_is_missing() -> None:
+    """The real python-evdev on this machine, which has no /dev/input devices: start() fails
+    with what to do instead of listening to nothing."""
+    pytest.importorskip("evdev")
+    from dictation.hotkey_evdev import EvdevHotkeyListener
+
+    listener = EvdevHotkeyListener(lambda action: None)
+    with pytest.raises(DictationError, match="usermod -aG input|hotkey.evdev = false"):
+        listener.start()
+    assert not listener.live
