@@ -392,7 +392,7 @@ class DictationApp:
         return self.hotkey.muted() if self.hotkey is not None else contextlib.nullcontext()
 
     def _choose_injectors(self) -> None:
-        from dictation.inject import PASTE_BACKEND, choose_backend
+        from dictation.inject import PASTE_BACKEND, choose_backend, skipped_before
 
         typing = self.config.typing
         typing_name: str | None = None
@@ -401,6 +401,8 @@ class DictationApp:
         try:
             injector = choose_backend(typing.backend, self.desktop.kind)
             typing_name = injector.name
+            if typing.backend == "auto":
+                why = "; ".join([why, *skipped_before(injector.name, self.desktop.kind)])
             self.output.injector = (GuardedXTestTyping(self.modifiers)
                                     if injector.name == "xtest" else injector)
         except DictationError as exc:

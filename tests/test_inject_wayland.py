@@ -353,3 +353,30 @@ def test_pynput_types_nfc() -> None:
 def test_pynput_failure_is_an_injection_error() -> None:
     with pytest.raises(InjectionError, match="pynput failed.*not trusted.*Accessibility"):
         pynput_backend.type_text("x", controller_factory=RefusingController)
+
+
+# --- GNOME/KDE: what the user is told -----------------------------------------------------
+
+
+def test_gnome_without_ydotool_says_what_to_enable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GNOME Wayland environment (variables only: GNOME cannot run here). ydotool is not
+    installed on this machine and no portal answers (gdbus runs for real, without a session
+    bus), so nothing can type: the error names each missing piece and how to enable it."""
+    from dictation.inject import choose_backend, skipped_before
+
+    for name in ("DISPLAY", "SWAYSOCK", "I3SOCK", "HYPRLAND_INSTANCE_SIGNATURE",
+                 "DBUS_SESSION_BUS_ADDRESS", "YDOTOOL_SOCKET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/nonexistent")
+    monkeypatch.setattr(ydotool.shutil, "which", lambda name: None)
+    assert skipped_before("ydotool", "wayland") == [
+        "wtype: GNOME has no virtual-keyboard protocol for wtype"]
+    with pytest.raises(InjectionError) as caught:
+        choose_backend("auto", "wayland")
+    message = str(caught.value)
+    assert "wtype: GNOME has no virtual-keyboard protocol" in message
+    assert "ydotool is not installed" in message and "ydotoold" in message
+    assert "/dev/uinput" in message
+    assert "RemoteDesktop portal" in message

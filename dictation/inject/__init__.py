@@ -87,6 +87,14 @@ def _unavailable_reason(name: str) -> tuple[Callable[..., None] | None, str | No
     return type_fn, None
 
 
+def skipped_before(name: str, session: Session) -> list[str]:
+    """``"backend: why not"`` for each back-end ``choose_backend("auto")`` tried before
+    ``name`` in ``session`` (what the status command explains)."""
+    order = AUTO_ORDER[session]
+    earlier = order[:order.index(name)] if name in order else ()
+    return [f"{n}: {_unavailable_reason(n)[1]}" for n in earlier]
+
+
 def choose_backend(name: str = "auto", session: Session | None = None) -> Injector:
     """The typing back-end to use: ``name`` from :data:`BACKENDS`, or ``"auto"`` for the first
     usable one of :data:`AUTO_ORDER` for ``session`` (default: :func:`detect_session`).
