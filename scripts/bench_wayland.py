@@ -50,6 +50,12 @@ DEFAULT_WAVS = ("whisper-jfk", "ljspeech-lj001-0004")
 TYPING_SAMPLE = ("The quick brown fox jumps over the lazy dog; naïve café, 3 × 4 = 12 ✓ "
                  "and so my fellow Americans, ask not what your country can do for you.")
 """Typed for the characters-per-second measure (word by word, as the app types)."""
+TOGGLE_COMMANDS = {
+    "cli": f"env PYTHONPATH={REPO} {sys.executable} -m dictation toggle",
+    "socket": (f"env PYTHONPATH={REPO} {sys.executable} -c \"from dictation.control import "
+               "send_command; send_command('toggle')\""),
+}
+"""What the Wayland shortcut runs (``--toggle``)."""
 X_ONLY = ("DISPLAY", "E2E_SESSION_DIR", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
           "E2E_TEXT_FILE", "XAUTHORITY")
 
@@ -233,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wav", nargs="+", default=list(DEFAULT_WAVS), metavar="ID")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "app-latency-wayland.md")
+    parser.add_argument("--toggle", choices=tuple(TOGGLE_COMMANDS), default="cli",
+                        help="what the Wayland shortcut runs: `dictation toggle` (cli) or a "
+                             "bare control-socket client (socket: the app's side alone)")
+    parser.add_argument("--desktops", nargs="+", choices=("x11", "wayland"),
+                        default=["x11", "wayland"])
     args = parser.parse_args(argv)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
@@ -243,48 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     sides: list[Side] = []
     retries: list[str] = []
     with Desktop() as x, tempfile.TemporaryDirectory(prefix="bench-wl-") as tmp:
-        progress("X11: starting the app")
-        app = start_app(Path(tmp) / "x11", {**os.environ, **x.env}, args.model, None)
-        runs: list[Run] = []
-        try:
-            for _ in range(args.runs):
-                for u in utterances:
-                    try:
-                        runs.append(bench_app.dictate(x, app, u, scorer,
-                                                      runs[-1].stop_tap if runs else 0.0))
-                    except RuntimeError as exc:  # e.g. a double tap lost on a busy machine
-                        retries.append(f"X11 {u.id}: {str(exc).splitlines()[0]}")
-                        progress(f"X11 {u.id} failed ({retries[-1]}); once more")
-                        time.sleep(1.0)
-                        runs.append(bench_app.dictate(x, app, u, scorer, time.time()))
-                    progress(f"X11 {u.id}: stop->last {ms(runs[-1].stop_to_finished_s)}")
-        finally:
-            stop_app(app)
-        typing = typing_rate({**os.environ, **x.env}, lambda: x.run("clear"),
-                             lambda: x.run("focus"))
-        sides.append(Side("X11", [r.tap_to_hotkey_s + 0.08 + r.hotkey_to_recording_s
-                                  for r in runs], runs, typing))
-        audio = {k: v for k, v in x.env.items() if k not in X_ONLY}
-        with WaylandDesk() as wl:
-            toggle = f"env PYTHONPATH={REPO} {sys.executable} -m dictation toggle"
-            wl.run("bind", SHORTCUT, toggle)
-            env = {k: v for k, v in {**os.environ, **audio, **wl.env}.items() if k != "DISPLAY"}
-            progress("Wayland: starting the app")
-            app = start_app(Path(tmp) / "wayland", env, args.model, wl.env["XDG_RUNTIME_DIR"])
-            runs, lags = [], []
-            try:
-                for _ in range(args.runs):
-                    for u in utterances:
-                        run, lag = dictate_wayland(wl, app, u, x, scorer,
-                                                   runs[-1].stop_tap if runs else 0.0)
-                        runs.append(run)
-                        lags.append(lag)
-                        progress(f"Wayland {u.id}: shortcut->rec {ms(lag)}, stop->last "
-                                 f"{ms(run.stop_to_finished_s)}")
-            finally:
-                stop_app(app)
-            typing = typing_rate(env, lambda: wl.run("clear"), lambda: wl.run("focus"))
-            sides.append(Side("Wayland (sway)", lags, runs, typing))
+        if "x11" in args.desktops:
+            run_x11(x, Path(tmp), utterances, scorer, args, sides, retries)
+        if "wayland" in args.desktops:
+            run_wayland(x, Path(tmp), utterances, scorer, args, sides)
     text = report(sides, args, timing, (load_before, os.getloadavg()[0]),
                   time.monotonic() - started)
     if retries:
@@ -294,6 +267,56 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"wrote {args.out}")
     print(text)
     return 0
+
+
+def run_x11(x: Desktop, tmp: Path, utterances: list[Utterance], scorer: ModuleType,
+            args: argparse.Namespace, sides: list[Side], retries: list[str]) -> None:
+    progress("X11: starting the app")
+    app = start_app(tmp / "x11", {**os.environ, **x.env}, args.model, None)
+    runs: list[Run] = []
+    try:
+        for _ in range(args.runs):
+            for u in utterances:
+                try:
+                    runs.append(bench_app.dictate(x, app, u, scorer,
+                                                  runs[-1].stop_tap if runs else 0.0))
+                except RuntimeError as exc:  # e.g. a double tap lost on a busy machine
+                    retries.append(f"X11 {u.id}: {str(exc).splitlines()[0]}")
+                    progress(f"X11 {u.id} failed ({retries[-1]}); once more")
+                    time.sleep(1.0)
+                    runs.append(bench_app.dictate(x, app, u, scorer, time.time()))
+                progress(f"X11 {u.id}: stop->last {ms(runs[-1].stop_to_finished_s)}")
+    finally:
+        stop_app(app)
+    typing = typing_rate({**os.environ, **x.env}, lambda: x.run("clear"),
+                         lambda: x.run("focus"))
+    sides.append(Side("X11", [r.tap_to_hotkey_s + 0.08 + r.hotkey_to_recording_s
+                              for r in runs], runs, typing))
+
+
+def run_wayland(x: Desktop, tmp: Path, utterances: list[Utterance], scorer: ModuleType,
+                args: argparse.Namespace, sides: list[Side]) -> None:
+    audio = {k: v for k, v in x.env.items() if k not in X_ONLY}
+    with WaylandDesk() as wl:
+        wl.run("bind", SHORTCUT, TOGGLE_COMMANDS[args.toggle])
+        env = {k: v for k, v in {**os.environ, **audio, **wl.env}.items() if k != "DISPLAY"}
+        progress("Wayland: starting the app")
+        app = start_app(tmp / "wayland", env, args.model, wl.env["XDG_RUNTIME_DIR"])
+        runs, lags = [], []
+        try:
+            for _ in range(args.runs):
+                for u in utterances:
+                    run, lag = dictate_wayland(wl, app, u, x, scorer,
+                                               runs[-1].stop_tap if runs else 0.0)
+                    runs.append(run)
+                    lags.append(lag)
+                    progress(f"Wayland {u.id}: shortcut->rec {ms(lag)}, stop->last "
+                             f"{ms(run.stop_to_finished_s)}")
+        finally:
+            stop_app(app)
+        typing = typing_rate(env, lambda: wl.run("clear"), lambda: wl.run("focus"))
+        sides.append(Side(f"Wayland (sway, shortcut runs {args.toggle})", lags, runs,
+                          typing))
 
 
 if __name__ == "__main__":
