@@ -56,6 +56,9 @@ TOGGLE_COMMANDS = {
                "send_command; send_command('toggle')\""),
 }
 """What the Wayland shortcut runs (``--toggle``)."""
+TOGGLE_WORDS = {"cli": "`dictation toggle` (a new CLI process)",
+                "socket": "a bare control-socket client (`python -c` + "
+                          "`dictation.control.send_command('toggle')`)"}
 X_ONLY = ("DISPLAY", "E2E_SESSION_DIR", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
           "E2E_TEXT_FILE", "XAUTHORITY")
 
@@ -191,8 +194,8 @@ def report(sides: list[Side], args: argparse.Namespace, timing: str,
         "",
         f"The real app (`python -m dictation app`, model `{args.model}`) in one bench run: "
         "X11 = Xvfb + trayer, Right Ctrl double tap by xdotool, typing through XTEST; "
-        "Wayland = headless sway 1.7 + swaybar, `ctrl+alt+d` bound to `dictation toggle` and "
-        "pressed through wtype, typing through wtype. Both hear the same PulseAudio virtual "
+        f"Wayland = headless sway 1.7 + swaybar, `ctrl+alt+d` bound to {TOGGLE_WORDS[args.toggle]} "
+        "and pressed through wtype, typing through wtype. Both hear the same PulseAudio virtual "
         f"microphone. {args.runs} runs x {len(args.wav)} WAVs ({', '.join(args.wav)}) per "
         f"desktop; wall time {wall_s:.0f} s; {os.cpu_count()} CPU cores, load average "
         f"{load[0]:.2f} before / {load[1]:.2f} after (a shared machine: compare the two "
@@ -219,8 +222,8 @@ def report(sides: list[Side], args: argparse.Namespace, timing: str,
     lines.append("| WER per dictation, mean | " + " | ".join(
         f"{sum(r.wer for r in s.runs) / max(1, len(s.runs)):.3f}" for s in sides) + " |")
     lines += ["", f"Word end times: {timing}. On X11 the start includes the double tap "
-              "(second tap sent -> recording); on Wayland the shortcut runs a new "
-              "`dictation toggle` process (Python start + control socket).", ""]
+              "(second tap sent -> recording); on Wayland it includes starting the process the "
+              "shortcut runs (Python start, imports, control socket).", ""]
     for s in sides:
         lines += [f"## {s.name}", "", "| run | WAV | word lag p50 | stop -> last | WER | typed |",
                   "| --- | --- | --- | --- | --- | --- |"]

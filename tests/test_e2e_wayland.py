@@ -236,7 +236,7 @@ def test_foot_terminal_receives_phrases_by_paste(wl_app: WaylandApp, tmp_path: P
 def test_focus_moved_mid_dictation_sends_nothing_to_the_new_window(
         wl_app: WaylandApp, tmp_path: Path) -> None:
     """swaymsg moves the focus to a foot terminal once words arrive: nothing reaches it, the
-    rest is held (journal, clipboard)."""
+    rest is held (journal, clipboard) and a notification says so."""
     desk, app = wl_app.desk, wl_app.app
     out = tmp_path / "other.txt"
     with foot_terminal(desk, out) as other:
@@ -264,3 +264,8 @@ def test_focus_moved_mid_dictation_sends_nothing_to_the_new_window(
     assert any(not e.typed for e in mine)
     assert " ".join(held.split()) in " ".join(e.text for e in mine)
     assert desk.clipboard() == held.strip()
+    # the user was told through the notification service (dunst on the session bus)
+    subprocess.run(["dunstctl", "close-all"], check=True, timeout=10, env=desk.env)
+    history = subprocess.run(["dunstctl", "history"], capture_output=True, text=True,
+                             check=True, timeout=10, env=desk.env).stdout
+    assert "The focus moved" in history, history[-2000:]
