@@ -47,6 +47,11 @@ SHORT_WAV = SHARED / "data" / "dev" / "wav" / "ljspeech-lj001-0004.wav"
 SHORTCUT = "ctrl+alt+d"
 SHORTCUT_GAP_S = 0.5
 """Pause between two presses of the shortcut (sway runs each binding as a new process)."""
+START_TIMEOUT_S = 120.0
+"""Upper bound for shortcut -> recording: the shortcut starts a new `dictation toggle`
+process, which takes seconds on a loaded 2-core machine (a bound, not a speed check)."""
+FINISH_TIMEOUT_S = 180.0
+"""Upper bound for stop shortcut -> the app finished (toggle process + the rest decoded)."""
 X_ONLY = ("DISPLAY", "E2E_SESSION_DIR", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
           "E2E_TEXT_FILE", "XAUTHORITY")
 
@@ -129,7 +134,7 @@ def dictate(wl: WaylandApp, wav: Path, read: Callable[[], str],
     app = wl.app
     mark = len(app.events())
     press_shortcut(wl.desk)
-    app.wait_event("recording_started", mark, timeout=15)
+    app.wait_event("recording_started", mark, timeout=START_TIMEOUT_S)
     played = threading.Event()
 
     def play() -> None:
@@ -150,7 +155,7 @@ def dictate(wl: WaylandApp, wav: Path, read: Callable[[], str],
     player.join()
     time.sleep(0.3)
     press_shortcut(wl.desk)
-    app.wait_event("finished", mark, timeout=30)
+    app.wait_event("finished", mark, timeout=FINISH_TIMEOUT_S)
     return samples, ended, mark
 
 
