@@ -178,7 +178,11 @@ def test_shortcut_is_installed_and_status_names_the_wayland_routes(wl_app: Wayla
     config = (wl_app.app.home / "config" / "sway" / "config").read_text()
     assert config.startswith("# the user's own line\nfocus_follows_mouse no\n")
     assert "include " in config and "bindsym Ctrl+Mod1+d exec" in wl_app.shortcut_output
-    status = wl_app.app.control("status").splitlines()
+    app = wl_app.app
+    done = subprocess.run([sys.executable, "-m", "dictation", "status"], env=app.env,
+                          capture_output=True, text=True, timeout=START_TIMEOUT_S, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    status = done.stdout.splitlines()
     assert status[0].startswith("idle model=tiny.en")
     assert "session: wayland/sway" in status
     assert any(line.startswith("typing: wtype") for line in status), status
