@@ -19,7 +19,7 @@ BENCH_SET ?= $(SHARED)/data/dev
 PYTEST_ARGS ?=
 # Debian packages: PortAudio (sounddevice), libsndfile (soundfile), X test tools.
 DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip libgirepository1.0-dev libcairo2-dev \
-	pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
+	pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 wtype wl-clipboard
 
 .PHONY: help run test lint typecheck pytest bench system-deps install install-test clean
 
@@ -50,8 +50,9 @@ install-test: $(VENV)/.installed-test
 run: system-deps install
 	$(BIN)/dictation
 
-# As root (CI, a fresh Debian 12 machine): apt-get what is missing. The desktop harness
-# (Xvfb, tray host, virtual microphone, ...) installs its own packages.
+# As root (CI, a fresh Debian 12 machine): apt-get what is missing. The desktop harnesses
+# (X11: Xvfb, tray host, virtual microphone, ...; Wayland: sway, wtype, wl-clipboard, foot,
+# grim, ...) install their own packages.
 system-deps:
 	@if [ "$$(id -u)" != 0 ]; then \
 	    missing=""; \
@@ -62,6 +63,11 @@ system-deps:
 	if [ -f $(HARNESS)/desktop_session.sh ] && ! command -v Xvfb >/dev/null 2>&1; then \
 	    echo "make: installing the desktop harness packages ($(HARNESS)/desktop_session.sh install)"; \
 	    bash $(HARNESS)/desktop_session.sh install; \
+	fi; \
+	if [ -f $(HARNESS)/wayland/wayland_session.sh ] && \
+	   ! { command -v sway && command -v wtype && command -v foot; } >/dev/null 2>&1; then \
+	    echo "make: installing the Wayland harness packages ($(HARNESS)/wayland/wayland_session.sh install)"; \
+	    bash $(HARNESS)/wayland/wayland_session.sh install; \
 	fi; \
 	missing=""; \
 	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

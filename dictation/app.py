@@ -56,6 +56,8 @@ from dictation.output import history
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
 from dictation.output.replacements import ReplacementRules
 from dictation.output.vocabulary import bias_phrases
+from dictation.session import Routes, plan_routes
+from dictation.session import detect as detect_session
 
 if TYPE_CHECKING:
     from dictation.asr.driver import StreamingConfig
@@ -202,6 +204,11 @@ class DictationApp:
         """Input device names (for the menu; PortAudio's list is fixed once it started)."""
         self.mic: Microphone | None = None
         self.hotkey: HotkeyListener | None = None
+        self.desktop = detect_session()
+        """The desktop session (Wayland/X11, which desktop): decides the routes below."""
+        self.routes: Routes | None = None
+        """How the app types, hears its hotkey and follows the focus (status, tooltip)."""
+        self._hotkey_route = ("none", "not started")
         self.modifiers = ModifierWatch()
         self.output = OutputPipeline(None, output_settings(config), notify=self.notify,
                                      muted=self._typing_muted, log_event=self.events,
@@ -248,7 +255,10 @@ class DictationApp:
         """One line: state, model, microphone (and the error)."""
         mic = self.current_microphone() or "default"
         text = f"{self.state.value} model={self.model_name} mic={mic}"
-        return f"{text} error={self.error}" if self.state is State.ERROR and self.error else text
+        if self.state is State.ERROR and self.error:
+            text = f"{text} error={self.error}"
+        routes = self.routes
+        return text if routes is None else "\n".join([text, *routes.lines()])
 
     # tray providers (tray thread): plain attribute reads
     def model_names(self) -> list[str]:
@@ -328,6 +338,8 @@ class DictationApp:
 
             shown = TrayState.IDLE if state is State.STARTING else TrayState(state.value)
             detail = f"loading {self.model_name}" if state is State.STARTING else self.model_name
+            if self.routes is not None:
+                detail = f"{detail}\n{self.routes.short()}"
             self.tray.set_state(shown, error or detail)
 
     def _fail(self, error: DictationError, title: str = NOTIFY_TITLE) -> None:
@@ -382,6 +394,10 @@ class DictationApp:
         from dictation.hotkey import HotkeyListener
 
         hk = self.config.hotkey
+        if self.desktop.wayland:
+            self._start_wayland_hotkey()
+            return
+        self._hotkey_route = ("double tap", f"{hk.key}, heard through pynput")
         listener = HotkeyListener(self.on_hotkey, hk.key, hk.double_tap_window_s, hk.max_tap_s)
         # typing presses Shift_L / Control_L only: any other hotkey tapped while text is being
         # typed is the user's (e.g. the stop tap right after speaking)
@@ -390,30 +406,72 @@ class DictationApp:
             listener.start()
         except DictationError as exc:
             self.notify("Hotkey unavailable", f"{exc}; use the tray menu or `dictation toggle`")
+            self._hotkey_route = ("none", str(exc))
             return
         self.hotkey = listener
+
+    def _start_wayland_hotkey(self) -> None:
+        """Wayland gives no application global keys: the desktop's shortcut runs `dictation
+        toggle` (control socket); with ``hotkey.evdev`` a /dev/input listener hears the double
+        tap as well."""
+        from dictation.session import WAYLAND_SHORTCUT_HINT
+
+        route = ("desktop shortcut", f"Wayland has no global keys for apps: "
+                                     f"{WAYLAND_SHORTCUT_HINT}")
+        if self.config.hotkey.evdev:
+            from dictation.hotkey_evdev import EvdevHotkeyListener
+
+            hk = self.config.hotkey
+            listener = EvdevHotkeyListener(self.on_hotkey, hk.key, hk.double_tap_window_s,
+                                           hk.max_tap_s)
+            try:
+                listener.start()
+            except DictationError as exc:
+                self.notify("Hotkey unavailable", f"{exc}; {WAYLAND_SHORTCUT_HINT}")
+            else:
+                self.hotkey = listener
+                route = ("evdev double tap + desktop shortcut",
+                         f"{hk.key} read from {', '.join(listener.device_names)} "
+                         "(hotkey.evdev = true)")
+        self._hotkey_route = route
 
     def _typing_muted(self) -> AbstractContextManager[None]:
         return self.hotkey.muted() if self.hotkey is not None else contextlib.nullcontext()
 
     def _choose_injectors(self) -> None:
-        from dictation.inject import choose_backend
+        from dictation.inject import PASTE_BACKEND, choose_backend, skipped_before
 
         typing = self.config.typing
+        typing_name: str | None = None
+        why = "chosen in the configuration" if typing.backend != "auto" else \
+            f"the first that works on {self.desktop.label()}"
         try:
-            injector = choose_backend(typing.backend)
+            injector = choose_backend(typing.backend, self.desktop.kind)
+            typing_name = injector.name
+            if typing.backend == "auto":
+                why = "; ".join([why, *skipped_before(injector.name, self.desktop.kind)])
             self.output.injector = (GuardedXTestTyping(self.modifiers)
                                     if injector.name == "xtest" else injector)
         except DictationError as exc:
             self.output.injector = None
+            why = str(exc)
             self.notify("Cannot type", f"{exc}. Dictated text goes to the clipboard and the "
                                        "journal instead.")
         self.output.paster = None
-        if typing.terminal_mode == "paste":
+        paste_backend = PASTE_BACKEND.get(self.desktop.kind)
+        if typing.terminal_mode == "paste" and paste_backend is not None:
             try:
-                self.output.paster = choose_backend("clipboard")
+                self.output.paster = choose_backend(paste_backend, self.desktop.kind)
             except DictationError as exc:
                 log.info("no clipboard paste for terminals (%s); typing into them instead", exc)
+        self.routes = plan_routes(
+            self.desktop, typing=typing_name, typing_why=why,
+            paster=paste_backend if self.output.paster is not None else None,
+            hotkey=self._hotkey_route[0], hotkey_why=self._hotkey_route[1])
+        for line in self.routes.lines():
+            log.info("%s", line)
+        if self.routes.focus.name == "off" and self.desktop.wayland:
+            log.warning("focus latch off: %s", self.routes.focus.why)
 
     def _open_journal(self) -> None:
         from dictation.output.journal import TranscriptJournal

@@ -58,6 +58,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         add_bench_arguments(bench)
     for command in CONTROL_COMMANDS:
         sub.add_parser(command.value, help=CONTROL_HELP[command])
+    sc = sub.add_parser("shortcut", help="the desktop shortcut running `dictation toggle` "
+                                         "(Wayland's hotkey); --install writes it")
+    sc.add_argument("--install", action="store_true",
+                    help="write it where the desktop reads it (never changes your own lines)")
+    sc.add_argument("--key", default="ctrl+alt+d", help="key combination (default ctrl+alt+d)")
+    sc.add_argument("--command", dest="bind_command", default=None,
+                    help="command to bind (default: this installation's `dictation toggle`)")
+    sc.add_argument("--desktop", choices=("sway", "i3", "hyprland", "gnome", "kde"),
+                    help="override the detected desktop")
     cfg = sub.add_parser("config", help="print every option with its default")
     cfg.add_argument("--write", action="store_true",
                      help="write that default file to the config path (never overwrites)")
@@ -242,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench_main(args)
         if command in CONTROL_COMMANDS:
             return cmd_control(Command(command))
+        if command == "shortcut":
+            from dictation.shortcut import main as shortcut_main
+
+            return shortcut_main(args.install, args.key, args.bind_command, args.desktop)
         if command == "config":
             return cmd_config(args)
         if command == "models":

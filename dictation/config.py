@@ -22,13 +22,17 @@ from dictation.audio.segmenter import SegmenterConfig
 from dictation.errors import ConfigError
 from dictation.hotkey import DEFAULT_HOTKEY, HOTKEY_NAMES, parse_hotkey
 
-TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "pynput")
+TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "wlclipboard",
+                   "pynput")
 TERMINAL_MODES = ("paste", "type")
 TERMINAL_CLASSES = (
     "xterm", "uxterm", "gnome-terminal", "gnome-terminal-server", "konsole", "kitty",
     "alacritty", "wezterm", "org.wezfurlong.wezterm", "foot", "tilix", "terminator",
     "xfce4-terminal", "urxvt", "st", "lxterminal", "mate-terminal", "qterminal", "terminology",
     "ghostty",
+    # Wayland app_ids (sway/Hyprland report these instead of WM_CLASS)
+    "footclient", "org.gnome.terminal", "org.gnome.console", "kgx", "org.kde.konsole",
+    "com.mitchellh.ghostty", "org.kde.yakuake", "rio", "blackbox", "com.raggesilver.blackbox",
 )
 
 
@@ -57,6 +61,9 @@ class HotkeyConfig:
     """Longest pause (s) from the first tap's release to the second tap's press."""
     max_tap_s: float = 0.35
     """Longest press (s) that is still a tap; longer is a hold."""
+    evdev: bool = False
+    """Wayland: hear the double tap by reading /dev/input keyboards (python-evdev, the user in
+    the ``input`` group). Off by default: such a listener sees every key typed on the machine."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +287,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest pause between the two taps (first release to second press)."),
     Option("hotkey", "max_tap_s", _number(0.1, 1.0), _range(0.1, 1.0, " (seconds)"),
            "Longest press that still counts as a tap (longer is a hold)."),
+    Option("hotkey", "evdev", _boolean, "true or false",
+           "Wayland: read /dev/input for the double tap (sees every key; see README)."),
     Option("audio", "microphone", _microphone,
            "'default', part of a device name, or a device index >= 0",
            "Input device: 'default', part of its name, or its index (`dictation devices`)."),

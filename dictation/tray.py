@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import enum
 import importlib
+import itertools
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -223,8 +225,9 @@ def _status_notifier_watcher_present() -> bool:
     try:
         gi: Any = importlib.import_module("gi")  # PyGObject ships no type hints
         gi.require_version("Gio", "2.0")
-        repo: Any = importlib.import_module("gi.repository")
-        Gio, GLib = repo.Gio, repo.GLib
+        # gi.repository loads typelibs on import of the submodule, not on attribute access
+        Gio: Any = importlib.import_module("gi.repository.Gio")
+        GLib: Any = importlib.import_module("gi.repository.GLib")
 
         bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
         reply = bus.call_sync(
@@ -333,6 +336,46 @@ def _fix_xorg_icon(icon: Any) -> None:
         icon._dock_window = dock_once
     except Exception as e:  # a pystray without these internals: the icon just won't click
         log.warning("cannot patch the xorg tray icon (clicks may not work): %s", e)
+
+
+class _ThemedIndicator:
+    """Stands in for pystray's AppIndicator object: ``set_icon(path)`` becomes an icon theme
+    path plus an icon name, everything else is passed through."""
+
+    def __init__(self, indicator: Any) -> None:
+        self._indicator = indicator
+
+    def set_icon(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        self._indicator.set_icon_theme_path(folder)
+        self._indicator.set_icon_full(os.path.splitext(name)[0], APP_TITLE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._indicator, name)
+
+
+def _fix_appindicator_icon(icon: Any) -> None:
+    """pystray's appindicator backend hands the indicator an absolute path to an extension-less
+    temporary file as the icon *name*; swaybar (1.7) then shows its "missing icon" face
+    (measured on the Wayland harness). Write the icons as ``dictation-N.png`` into a private
+    folder and publish that folder as the icon theme path and ``dictation-N`` as the name,
+    which StatusNotifierItem hosts look up (swaybar, KDE, waybar)."""
+    try:
+        folder = tempfile.mkdtemp(prefix="dictation-tray-")
+        counter = itertools.count()
+
+        def update_fs_icon() -> None:
+            path = os.path.join(folder, f"dictation-{next(counter)}.png")
+            with open(path, "wb") as out:
+                icon.icon.save(out, "PNG")
+            icon._icon_path = path
+
+        icon._appindicator = _ThemedIndicator(icon._appindicator)
+        icon._update_fs_icon = update_fs_icon
+        icon._remove_fs_icon()
+        update_fs_icon()
+    except Exception as e:  # another pystray: the icon may show as "missing" in some hosts
+        log.warning("cannot patch the appindicator tray icon: %s", e)
 
 
 @dataclass
@@ -474,6 +517,8 @@ class Tray:
         _set_gtk_tooltip(icon, icon.title)
         if name == "xorg":
             _fix_xorg_icon(icon)
+        elif name == "appindicator":
+            _fix_appindicator_icon(icon)
         if not icon.HAS_MENU:
             log.warning(
                 "tray backend %r has no menu: left-click toggles dictation; install PyGObject "

@@ -245,7 +245,7 @@ def test_help_lines_show_key_default_and_allowed() -> None:
     assert "'wtype'" in backend and "'ydotool'" in backend
     assert any(line.startswith('audio.microphone = "default"') for line in lines)
     classes = next(line for line in lines if line.startswith("typing.terminal_classes"))
-    assert "(20 in all)" in classes and len(classes) < 150
+    assert f"({len(TERMINAL_CLASSES)} in all)" in classes and len(classes) < 150
 
 
 def test_write_default_config_is_private_and_never_overwrites(xdg: Path) -> None:

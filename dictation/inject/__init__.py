@@ -10,8 +10,11 @@ backend    how                                                         sessions
 xtest      XTEST key events, spare keycodes remapped for any Unicode   X11 (auto, first)
 xdotool    ``xdotool type``                                            X11 (auto, second)
 clipboard  clipboard + Ctrl+V (Ctrl+Shift+V in terminals), restored    X11 (by name)
-wtype      ``wtype`` (virtual-keyboard protocol)                       Wayland (auto)
-ydotool    ``ydotool type`` through ydotoold (uinput), ASCII only      Wayland (auto)
+wtype      ``wtype`` (virtual-keyboard protocol), exact Unicode        Wayland (auto)
+ydotool    ``ydotool type`` through ydotoold (uinput); non-ASCII runs  Wayland (auto;
+           pasted with wl-copy                                         GNOME, KDE)
+wlclipboard wl-copy + Ctrl+V (Ctrl+Shift+V in terminals) by wtype or   Wayland (by name,
+           ydotool; the user's clipboard restored if still ours        terminals)
 pynput     pynput ``Controller.type``                                  macOS, Windows
 =========  ==========================================================  =================
 """
@@ -19,15 +22,14 @@ pynput     pynput ``Controller.type``                                  macOS, Wi
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from dictation.errors import ConfigError, InjectionError
+from dictation.session import SessionKind, session_kind
 
-Session = Literal["x11", "wayland", "macos", "windows", "unknown"]
+Session = SessionKind
 
 BACKENDS: dict[str, str] = {
     "xtest": "xtest",
@@ -35,6 +37,7 @@ BACKENDS: dict[str, str] = {
     "clipboard": "clipboard",
     "wtype": "wtype",
     "ydotool": "ydotool",
+    "wlclipboard": "wlclipboard",
     "pynput": "pynput_backend",
 }
 """Back-end name -> module in this package."""
@@ -63,21 +66,12 @@ class Injector:
 
 
 def detect_session(env: Mapping[str, str] | None = None, platform: str = sys.platform) -> Session:
-    """The kind of desktop session this process runs in, from the platform and environment
-    (``XDG_SESSION_TYPE``, ``WAYLAND_DISPLAY``, ``DISPLAY``). Under Wayland, X11 programs run
-    through Xwayland and cannot type into native Wayland windows, so Wayland wins over a set
-    ``DISPLAY``."""
-    env = os.environ if env is None else env
-    if platform == "darwin":
-        return "macos"
-    if platform in ("win32", "cygwin"):
-        return "windows"
-    session_type = env.get("XDG_SESSION_TYPE", "").lower()
-    if session_type == "wayland" or env.get("WAYLAND_DISPLAY"):
-        return "wayland"
-    if session_type == "x11" or env.get("DISPLAY"):
-        return "x11"
-    return "unknown"
+    """The kind of desktop session (:func:`dictation.session.session_kind`)."""
+    return session_kind(env, platform)
+
+
+PASTE_BACKEND: dict[str, str] = {"x11": "clipboard", "wayland": "wlclipboard"}
+"""The back-end that pastes whole phrases into terminals, per session type."""
 
 
 def _unavailable_reason(name: str) -> tuple[Callable[..., None] | None, str | None]:
@@ -91,6 +85,14 @@ def _unavailable_reason(name: str) -> tuple[Callable[..., None] | None, str | No
         return None, reason
     type_fn: Callable[..., None] = module.type_text
     return type_fn, None
+
+
+def skipped_before(name: str, session: Session) -> list[str]:
+    """``"backend: why not"`` for each back-end ``choose_backend("auto")`` tried before
+    ``name`` in ``session`` (what the status command explains)."""
+    order = AUTO_ORDER[session]
+    earlier = order[:order.index(name)] if name in order else ()
+    return [f"{n}: {_unavailable_reason(n)[1]}" for n in earlier]
 
 
 def choose_backend(name: str = "auto", session: Session | None = None) -> Injector:
@@ -120,4 +122,19 @@ def choose_backend(name: str = "auto", session: Session | None = None) -> Inject
     raise InjectionError(
         f"no typing backend works in this {session} session ({'; '.join(reasons)}); fix one "
         "of these, or choose another backend in the configuration"
+        + _portal_note(session)
     )
+
+
+def _portal_note(session: Session) -> str:
+    """On GNOME/KDE Wayland: what the RemoteDesktop portal offers (it asks the user before any
+    typing), so the message says what exists on this system."""
+    if session != "wayland":
+        return ""
+    from dictation.session import detect
+
+    if detect().virtual_keyboard:
+        return ""
+    from dictation.inject.portal import probe
+
+    return f". {probe().message()}"
