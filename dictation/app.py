@@ -49,6 +49,7 @@ from dictation.config import (
 from dictation.errors import ConfigError, DeviceError, DictationError, ModelError
 from dictation.eventlog import EventLog
 from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
+from dictation.output.focus import WindowInfo, focused_window
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
 from dictation.output.replacements import ReplacementRules
 
@@ -92,13 +93,27 @@ class State(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Trigger:
+    """When and where the user asked to start or stop: ``at`` is the key event's time (seconds
+    of ``time.monotonic``, the hotkey listener's and the microphone's clock; for a control
+    request, when it arrived) and ``window`` the window focused then (the one a dictation
+    started then types into). The worker may handle the command much later on a busy machine;
+    the capture still starts and ends at ``at``."""
+
+    at: float
+    window: WindowInfo | None
+
+
+@dataclass(frozen=True)
 class Command:
     """Work for the worker: ``start``, ``stop``, ``toggle``, ``quit``, ``select_model``
     (arg: model name), ``select_mic`` (arg: device name, None = system default),
-    ``copy_last``, ``open_settings``."""
+    ``copy_last``, ``open_settings``. ``trigger``: when/where a start/stop/toggle was asked
+    (None: now, the window focused when the worker starts)."""
 
     name: str
     arg: str | None = None
+    trigger: Trigger | None = None
 
 
 COMMAND_NAMES = ("start", "stop", "toggle", "quit", "select_model", "select_mic", "copy_last",
@@ -182,13 +197,17 @@ class DictationApp:
     def __init__(self, config: Config, *, watcher: ConfigWatcher | None = None,
                  with_tray: bool = False, events: EventLog | None = None,
                  load_model: Callable[[str], Recognizer] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 focus: Callable[[], WindowInfo | None] = focused_window) -> None:
         self.config = config
         self.watcher = watcher
         self.with_tray = with_tray
         self.events = events or EventLog(None)
         self._load_model = load_model
         self._clock = clock
+        self._focus = focus
+        self._stop_asked_at: float | None = None
+        """Time of a stop asked for but not yet handled: no audio after it is recognized."""
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.state = State.STARTING
         self.error: str | None = None
@@ -223,10 +242,10 @@ class DictationApp:
         """Queue work for the worker (any thread, also signal handlers)."""
         self.commands.put(command)
 
-    def on_hotkey(self, action: Action) -> None:
-        """HotkeyListener callback (listener thread)."""
-        self.events("hotkey", action=action.value)
-        self.post(Command(action.value))
+    def on_hotkey(self, action: Action, at: float) -> None:
+        """HotkeyListener callback (listener thread); ``at``: the tap's press time."""
+        self.events("hotkey", action=action.value, late_s=round(self._clock() - at, 3))
+        self.post(self._triggered(action.value, at))
 
     def on_control(self, command: str) -> str:
         """ControlServer handler (its thread): queue the command, answer at once."""
@@ -237,8 +256,22 @@ class DictationApp:
             return f"not started: {self.status()}"
         if command == "stop" and state is not State.LISTENING:
             return f"not stopped: {self.status()}"
-        self.post(Command(command))
+        if command in ("start", "stop", "toggle"):
+            self.post(self._triggered(command, self._clock()))
+        else:
+            self.post(Command(command))
         return f"{command} requested (was {state.value})"
+
+    def _triggered(self, name: str, at: float) -> Command:
+        """(Listener / control thread) ``name`` asked at ``at``: a stop marks the audio after
+        ``at`` as not to be recognized at once; a start (or a toggle that may start) latches
+        the window focused now."""
+        stopping = name == "stop" or (name == "toggle" and self.state is State.LISTENING)
+        if stopping:
+            if self._stop_asked_at is None:
+                self._stop_asked_at = at
+            return Command(name, trigger=Trigger(at, None))
+        return Command(name, trigger=Trigger(at, self._focus()))
 
     def status(self) -> str:
         """One line: state, model, microphone (and the error)."""
@@ -466,10 +499,10 @@ class DictationApp:
         if name == "toggle":
             name = "stop" if self.state is State.LISTENING else "start"
         if name == "start":
-            self._start()
+            self._start(command.trigger)
         elif name == "stop":
             if self.state is State.LISTENING:
-                self._stop()
+                self._stop(command.trigger)
         elif name == "quit":
             self.quitting = True
         elif name == "select_model" and command.arg:
@@ -487,30 +520,32 @@ class DictationApp:
             log.warning("unknown command %r", command)
 
     # --- dictation ------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _start(self, trigger: Trigger | None = None) -> None:
         if self.state is State.ERROR:
             self.notify("Cannot start dictation", self.error or "see the log")
             return
         if self.state is not State.IDLE or self.mic is None or self.recognizer is None:
             return
         try:
-            self.cursor = self.mic.start_capture(self.config.audio.pre_roll_s)
+            self.cursor = self.mic.start_capture(self.config.audio.pre_roll_s,
+                                                 at=trigger.at if trigger else None)
         except DeviceError as exc:
             self._fail(exc, "Microphone")
             return
         self.session = self.recognizer.session(streaming_config(self.config.recognizer))
         self._audio_seen = False
+        self._stop_asked_at = None
         if self.hotkey is not None:
             self.hotkey.set_active(True)
         self.set_state(State.LISTENING)
         if self.config.ui.audio_cues:
             self.mic.play_cue("start")
-        self.output.begin()
+        self.output.begin(trigger.window if trigger is not None else "now")
 
     def listen_tick(self) -> None:
         """Recognize the audio that arrived since the last tick and deliver what it commits."""
         assert self.cursor is not None and self.session is not None
-        pcm = self.cursor.read()
+        pcm = self.cursor.read(self._hold_position())
         if len(pcm):
             if not self._audio_seen:
                 self._audio_seen = True
@@ -522,14 +557,29 @@ class DictationApp:
             self._stop()
             self._fail(error, "Microphone")
 
-    def _stop(self) -> None:
-        """End the capture, recognize the rest, deliver it; back to idle."""
+    def _hold_position(self) -> int | None:
+        """Ring position from which audio waits (None: none waits): the start of a hotkey press
+        that may be the stop tap, or of a stop asked for and not yet handled. So audio after
+        the stop is never recognized, however late the worker handles the stop."""
+        times = [self._stop_asked_at]
+        if self.hotkey is not None:
+            times.append(self.hotkey.hold_since())
+        since = min((t for t in times if t is not None), default=None)
+        if since is None or self.mic is None:
+            return None
+        return self.mic.position_at(since)
+
+    def _stop(self, trigger: Trigger | None = None) -> None:
+        """End the capture at the stop (the tap's time), recognize the rest, deliver it; back
+        to idle."""
         assert self.mic is not None and self.session is not None
-        self.events("stopped")
+        at = trigger.at if trigger is not None else None
+        self.events("stopped", late_s=None if at is None else round(self._clock() - at, 3))
         if self.hotkey is not None:
             self.hotkey.set_active(False)
         self.set_state(State.FINISHING)
-        cursor = self.mic.stop_capture() or self.cursor
+        cursor = self.mic.stop_capture(at) or self.cursor
+        self._stop_asked_at = None
         if self.config.ui.audio_cues:
             self.mic.play_cue("stop")
         started = time.perf_counter()
@@ -540,7 +590,10 @@ class DictationApp:
         for event in events:
             self.output.handle(event)
         self.output.end()
-        self.events("finished", rest_s=round(len(rest) / SAMPLE_RATE, 3),
+        capture: dict[str, int] = {}
+        if cursor is not None and cursor.end_position is not None:
+            capture = {"capture_start": cursor.start_position, "capture_end": cursor.end_position}
+        self.events("finished", rest_s=round(len(rest) / SAMPLE_RATE, 3), **capture,
                     recognize_s=round(recognized - started, 3),
                     deliver_s=round(time.perf_counter() - recognized, 3))
         self.session = self.cursor = None

@@ -104,6 +104,10 @@ class DoubleTapDetector:
         self._unconfirmed: tuple[float, float] | None = None  # (press, release) of a fresh tap
         self._first_tap_release: float | None = None  # a lone first tap waiting for its second
         self._burst_release: float | None = None  # release of the last tap of a fired burst
+        self._stop_at: float | None = None  # press of the tap that fired STOP (while active)
+        self.action_at: float | None = None
+        """Press time of the tap that completed the newest action (the second tap of START,
+        the tap of STOP): when the user asked, however late the action is confirmed."""
 
     # --- inputs ---------------------------------------------------------------------------
     def set_active(self, active: bool) -> None:
@@ -111,6 +115,7 @@ class DoubleTapDetector:
         if active != self.active:
             self.active = active
             self._first_tap_release = None
+        self._stop_at = None
 
     def mute_until(self, t: float) -> None:
         """Treat events stamped before ``t`` as the app's own (extends, never shortens)."""
@@ -171,6 +176,20 @@ class DoubleTapDetector:
             return self._confirm()
         return None
 
+    def hold_since(self, t: float) -> float | None:
+        """While active: the press time of a hotkey press at ``t`` that is, or may still become,
+        the stop tap (held no longer than ``max_tap_s``, released but not yet confirmed, or the
+        tap that fired STOP); None when there is none. Audio from then on must wait: it is
+        after the stop if that press turns out to be the stop tap."""
+        if not self.active:
+            return None
+        candidates = [self._stop_at]
+        if self._unconfirmed is not None:
+            candidates.append(self._unconfirmed[0])
+        if self._down_since is not None and self._clean and t - self._down_since <= self.max_tap_s:
+            candidates.append(self._down_since)
+        return min((c for c in candidates if c is not None), default=None)
+
     def next_deadline(self) -> float | None:
         """When :meth:`poll` can next confirm a tap (None: nothing to confirm)."""
         if self._unconfirmed is None:
@@ -185,6 +204,7 @@ class DoubleTapDetector:
         self._unconfirmed = None
         self._first_tap_release = None
         self._burst_release = None
+        self._stop_at = None
 
     # --- internals ------------------------------------------------------------------------
     def _other_key(self) -> None:
@@ -208,10 +228,12 @@ class DoubleTapDetector:
         self._burst_release = None
         if self.active:
             self._burst_release = released
+            self._stop_at = self.action_at = pressed
             return Action.STOP
         if self._first_tap_release is not None and pressed - self._first_tap_release <= window:
             self._first_tap_release = None
             self._burst_release = released
+            self.action_at = pressed
             return Action.START
         self._first_tap_release = released
         return None
@@ -234,12 +256,14 @@ def key_name(key: Any) -> str:
 class HotkeyListener:
     """Global hotkey on X11 (and macOS/Windows) through a pynput keyboard listener thread.
 
-    ``on_action`` is called on the listener's thread (or a short timer thread) with each
-    :class:`Action`; keep it quick (queue the work). Call :meth:`set_active` whenever dictation
-    starts or stops, and wrap the app's own typing in :meth:`muted`.
+    ``on_action(action, at)`` is called on the listener's thread (or a short timer thread) with
+    each :class:`Action` and the press time of the tap that completed it (seconds of ``clock``,
+    stamped when the listener heard the key); keep it quick (queue the work). Call
+    :meth:`set_active` whenever dictation starts or stops, and wrap the app's own typing in
+    :meth:`muted`.
     """
 
-    def __init__(self, on_action: Callable[[Action], None], key: str = DEFAULT_HOTKEY,
+    def __init__(self, on_action: Callable[[Action, float], None], key: str = DEFAULT_HOTKEY,
                  double_tap_window_s: float = 0.4, max_tap_s: float = 0.35, *,
                  on_live: Callable[[], None] | None = None, probe_timeout_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -328,6 +352,11 @@ class HotkeyListener:
         with self._lock:
             self.detector.set_active(active)
 
+    def hold_since(self) -> float | None:
+        """See :meth:`DoubleTapDetector.hold_since` (now, on ``clock``)."""
+        with self._lock:
+            return self.detector.hold_since(self._clock())
+
     @contextlib.contextmanager
     def muted(self, tail_s: float = 0.25) -> Iterator[None]:
         """Mute the hotkey while the app types, and ``tail_s`` seconds after, so its own
@@ -362,8 +391,9 @@ class HotkeyListener:
         with self._lock:
             feed = self.detector.press if pressed else self.detector.release
             action = feed(name, t)
+            at = self.detector.action_at
             self._schedule_poll()
-        self._emit(action)
+        self._emit(action, at)
 
     def _schedule_poll(self) -> None:
         """(Lock held) arrange a :meth:`DoubleTapDetector.poll` at its next deadline."""
@@ -380,15 +410,16 @@ class HotkeyListener:
     def _on_timer(self) -> None:
         with self._lock:
             action = self.detector.poll(self._clock())
+            at = self.detector.action_at
             if action is None and self.detector.next_deadline() is not None:
                 self._schedule_poll()  # woke a little early
-        self._emit(action)
+        self._emit(action, at)
 
-    def _emit(self, action: Action | None) -> None:
+    def _emit(self, action: Action | None, at: float | None) -> None:
         if action is None or self._stopping.is_set():
             return
         try:
-            self._on_action(action)
+            self._on_action(action, self._clock() if at is None else at)
         except Exception:  # a failing callback must not kill the listener thread
             log.exception("hotkey action handler failed for %s", action)
 

@@ -308,6 +308,43 @@ def test_words_appear_while_speaking_and_the_whole_transcript_after_stop(app: Ru
     assert app.control("status").startswith("idle model=tiny.en")
 
 
+AFTER_STOP = SHARED / "data" / "dev" / "wav" / "ljspeech-lj001-0004.wav"
+"""Played right after the stop tap: "produced the block books which were the immediate
+predecessors of the true print"."""
+
+
+def test_speech_after_the_stop_tap_is_not_typed(app: RunningApp) -> None:
+    """Dictate the JFK clip, tap stop as it ends and at once play another sentence: the worker
+    is still decoding when the tap comes, yet the capture ends at the tap, so not one word of
+    the second sentence is typed. The capture's length (app event log, audio positions) is at
+    most the time between the double tap and the stop tap plus the pre-roll."""
+    if not AFTER_STOP.is_file():
+        pytest.skip(f"{AFTER_STOP} is missing")
+    from dictation.config import AudioConfig
+
+    harness_focus()
+    harness_clear()
+    mark = len(app.events())
+    time.sleep(max(0.0, _last_tap[0] + TAP_GAP_S - time.monotonic()))
+    first_key = time.monotonic()
+    double_tap()
+    app.wait_event("recording_started", mark, timeout=10)
+    harness_play(JFK)
+    tap()
+    last_key = time.monotonic()
+    harness_play(AFTER_STOP)
+    finished = app.wait_event("finished", mark, timeout=60)
+    text = stable_text()
+    assert not {"block", "books", "predecessors", "print"} & set(plain_words(text).split()), \
+        text
+    assert plain_words(text).split()[-1:] == ["country"], text
+    seconds = (finished["capture_end"] - finished["capture_start"]) / 16000
+    assert seconds <= last_key - first_key + AudioConfig().pre_roll_s + 0.05, (
+        seconds, last_key - first_key)
+    stopped = app.wait_event("stopped", mark)
+    print(f"stop handled {stopped['late_s']} s after the tap; capture {seconds:.2f} s")
+
+
 def test_held_hotkey_and_auto_repeat_do_not_start_dictation(app: RunningApp) -> None:
     """(d) a long press of the hotkey is a hold, not a tap; with X auto-repeat on for the key
     the repeats do not count as taps either."""

@@ -8,10 +8,12 @@ One :class:`OutputPipeline` serves one dictation at a time (:meth:`~OutputPipeli
 * Terminals (the target window's class is one of ``terminal_classes``) get each segment as one
   phrase at its end: pasted with Ctrl+Shift+V (``terminal_mode = "paste"``) or typed
   (``"type"``); never Ctrl+V.
-* The window focused at :meth:`~OutputPipeline.begin` is the target. Before each delivery the
-  focus is checked; once it moved away (or the injector failed), nothing more is typed in this
-  dictation: the text is held, put on the clipboard so the user can paste it, and the user is
-  notified once.
+* The window focused at the double tap (passed to :meth:`~OutputPipeline.begin`) is the
+  target. The focus is checked for every character: a typist with ``guards_focus`` (XTEST)
+  checks it itself, atomically, when given the target ``window``; any other is given one
+  character at a time, each after a focus check. Once the focus moved away (or the injector
+  failed), nothing more is typed in this dictation: the text is held, put on the clipboard so
+  the user can paste it, and the user is notified once.
 * Every segment goes to the transcript journal, typed or held.
 * Typing runs inside ``muted()`` so the hotkey ignores the app's own keystrokes, word by word,
   each word only once the user holds no modifier (a Ctrl tap to stop while text is typed would
@@ -29,11 +31,11 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from dictation.asr.events import Commit, EndOfSegment, Event, Partial
 from dictation.config import TERMINAL_CLASSES
-from dictation.errors import DictationError, InjectionError
+from dictation.errors import DictationError, FocusLost, InjectionError
 from dictation.output.focus import FocusLatch, WindowInfo, focused_window, is_terminal
 from dictation.output.replacements import ReplacementRules, ReplacementStream
 
@@ -46,7 +48,9 @@ NOTIFY_TITLE = "Dictation"
 
 
 class Typist(Protocol):
-    """What types text: :class:`dictation.inject.Injector` or a test fake."""
+    """What types text: :class:`dictation.inject.Injector` or a test fake. One whose
+    ``guards_focus`` attribute is True also takes ``window=`` (an X window id) and types only
+    while the focus is inside it, raising :class:`~dictation.errors.FocusLost` otherwise."""
 
     def type_text(self, text: str, terminal: bool = False) -> None: ...
 
@@ -143,9 +147,12 @@ class OutputPipeline:
         """Whether the target is a terminal (whole segments, pasted or typed)."""
         return self._terminal
 
-    def begin(self) -> None:
-        """Start a dictation: remember the focused window as the target."""
+    def begin(self, target: WindowInfo | None | Literal["now"] = "now") -> None:
+        """Start a dictation into ``target``: the window focused when the user asked (the app
+        queries it at the double tap), or ``"now"``: the window focused now."""
         self._latch = FocusLatch(self._focus)
+        if target != "now":
+            self._latch.target = self._latch.current = target
         target = self._latch.target
         self._terminal = target is not None and is_terminal(
             target.wm_class, self.settings.terminal_classes)
@@ -221,20 +228,38 @@ class OutputPipeline:
         if self.injector is None:
             self._hold(text, "No typing method works in this session.")
             return
+        target = self.target
+        guarded = False
         if self._terminal and self.settings.terminal_mode == "paste" and self.paster:
-            typist, pieces = self.paster, [text]  # one paste per phrase
-        else:  # word by word, so a modifier the user presses meanwhile delays the next word
+            typist, pieces = self.paster, [text]  # one paste per phrase, focus checked before
+        elif target is None or getattr(self.injector, "guards_focus", False):
+            # word by word, so a modifier the user presses meanwhile delays the next word; a
+            # guarding typist checks the focus for each character itself
             typist, pieces = self.injector, _PIECES.findall(text)
+            guarded = target is not None
+        else:  # the focus is checked here before every character
+            typist, pieces = self.injector, list(text)
         done = 0
         try:
             with self._muted():
                 for piece in pieces:
                     self._wait_keys()
-                    if done and not self._focus_kept(text[done:]):  # checked again per word
+                    if done and not self._focus_kept(text[done:]):  # checked again per piece
                         text = text[:done]
                         break
-                    typist.type_text(piece, terminal=self._terminal)
+                    if guarded:
+                        assert target is not None
+                        typist.type_text(piece, terminal=self._terminal,  # type: ignore[call-arg]
+                                         window=target.id)
+                    else:
+                        typist.type_text(piece, terminal=self._terminal)
                     done += len(piece)
+        except FocusLost as exc:
+            done += exc.typed
+            if self._latch is not None:
+                self._latch.check()  # who has the focus now, for the message
+            self._hold(text[done:], self._moved_message())
+            text = text[:done]
         except InjectionError as exc:
             self._hold(text[done:], f"Typing failed: {exc}.")
             text = text[:done]
@@ -246,10 +271,13 @@ class OutputPipeline:
         """Whether the latched window still has the focus; if not, hold ``rest`` and say so."""
         if self._latch is None or self._latch.check():
             return True
-        now = self._latch.current
-        where = f"“{now.title or now.wm_class}”" if now is not None else "no window"
-        self._hold(rest, f"The focus moved to {where}, so dictation stopped typing.")
+        self._hold(rest, self._moved_message())
         return False
+
+    def _moved_message(self) -> str:
+        now = self._latch.current if self._latch is not None else None
+        where = f"“{now.title or now.wm_class}”" if now is not None else "no window"
+        return f"The focus moved to {where}, so dictation stopped typing."
 
     def _hold(self, text: str, why: str | None) -> None:
         """Keep ``text`` instead of typing it; the first time, say why."""
