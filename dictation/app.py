@@ -540,7 +540,8 @@ class DictationApp:
         self.set_state(State.LISTENING)
         if self.config.ui.audio_cues:
             self.mic.play_cue("start")
-        self.output.begin(trigger.window if trigger is not None else "now")
+        last_key = self.hotkey.take_last_key() if self.hotkey is not None else None
+        self.output.begin(trigger.window if trigger is not None else "now", last_key)
 
     def listen_tick(self) -> None:
         """Recognize the audio that arrived since the last tick and deliver what it commits."""
@@ -590,6 +591,8 @@ class DictationApp:
         for event in events:
             self.output.handle(event)
         self.output.end()
+        if self.hotkey is not None:
+            self.hotkey.take_last_key()  # keys pressed while dictating do not count for the next
         capture: dict[str, int] = {}
         if cursor is not None and cursor.end_position is not None:
             capture = {"capture_start": cursor.start_position, "capture_end": cursor.end_position}
@@ -692,11 +695,10 @@ class DictationApp:
     def _copy_last(self) -> None:
         from dictation.inject.clipboard import copy_to_clipboard
 
-        text = None
-        if self.journal is not None:
+        text = self.output.last_text  # the last dictation of this run
+        if not text and self.journal is not None:  # else of an earlier run
             with contextlib.suppress(DictationError):
                 text = self.journal.last_text()
-        text = text or self.output.last_text
         if not text:
             self.notify(NOTIFY_TITLE, "Nothing dictated yet.")
             return

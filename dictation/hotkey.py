@@ -57,6 +57,12 @@ PROBE_KEY = "shift_r"
 hotkey is ``shift_r``)."""
 
 
+MODIFIER_KEYS = frozenset({"shift", "shift_l", "shift_r", "ctrl", "ctrl_l", "ctrl_r", "alt",
+                           "alt_l", "alt_r", "alt_gr", "cmd", "cmd_l", "cmd_r", "caps_lock",
+                           "num_lock"})
+"""Keys that change no text by themselves (not remembered as the user's last key)."""
+
+
 class Action(enum.Enum):
     """What a hotkey gesture asks the app to do."""
 
@@ -283,6 +289,7 @@ class HotkeyListener:
         self._readiness: threading.Thread | None = None
         self.error: DictationError | None = None
         """Why the listener never became live (None while starting or once live)."""
+        self._last_key: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -352,6 +359,13 @@ class HotkeyListener:
         with self._lock:
             self.detector.set_active(active)
 
+    def take_last_key(self) -> str | None:
+        """The last key (not a modifier, not the hotkey, not the app's own typing) the user
+        pressed since the previous call, as :func:`key_name` names it; None: none."""
+        with self._lock:
+            key, self._last_key = self._last_key, None
+        return key
+
     def hold_since(self) -> float | None:
         """See :meth:`DoubleTapDetector.hold_since` (now, on ``clock``)."""
         with self._lock:
@@ -389,6 +403,9 @@ class HotkeyListener:
             return
         t = self._clock()
         with self._lock:
+            if pressed and name != self.key and name not in MODIFIER_KEYS \
+                    and not self.detector.is_muted(t):
+                self._last_key = name
             feed = self.detector.press if pressed else self.detector.release
             action = feed(name, t)
             at = self.detector.action_at

@@ -38,7 +38,7 @@ from dictation.errors import DeviceError, FocusLost, InjectionError, ModelError
 from dictation.eventlog import EventLog, read_events
 from dictation.inject.keystate import ModifierWatch
 from dictation.output.focus import WindowInfo
-from dictation.output.pipeline import OutputPipeline, OutputSettings
+from dictation.output.pipeline import OutputPipeline, OutputSettings, key_keeps_context
 from dictation.output.replacements import ReplacementRules, ReplacementStream
 
 EDITOR = WindowInfo(11, "Gedit", "notes.txt")
@@ -70,8 +70,13 @@ class FakeTypist:
 class FakeJournal:
     entries: list[tuple[str, str | None, bool]] = field(default_factory=list)
 
+    sessions: int = 0
+
     def append(self, text: str, *, window_class: str | None, typed: bool) -> None:
         self.entries.append((text, window_class, typed))
+
+    def new_session(self) -> None:
+        self.sessions += 1
 
 
 @dataclass
@@ -224,7 +229,7 @@ def test_commits_are_typed_as_they_come_with_their_spacing() -> None:
                                     ("Ask not!", "Gedit", True)]
     assert desk.clipboard == [] and desk.notes == []
     assert [name for name, _ in desk.events].count("typed") == 4
-    assert pipeline.last_text == "Ask not!"
+    assert pipeline.last_text == "And so my fellow Ask not!"  # the whole dictation
 
 
 def test_replacements_and_nfc_reach_the_window() -> None:
@@ -355,6 +360,67 @@ def test_second_dictation_in_the_same_window_continues_after_a_space() -> None:
     desk.window = OTHER
     run(pipeline, [*commits("Third."), eos("Third.")])
     assert desk.typist.text == "First. Second.Third."
+
+
+def test_held_text_keeps_the_spaces_between_sentences_when_nothing_was_typed() -> None:
+    """The focus moved before the first word: every segment is held, one space apart."""
+    desk = Desk()
+    pipeline = desk.pipeline()
+    pipeline.begin()
+    desk.window = OTHER
+    for event in [*commits("And so my fellow Americans."), eos("And so my fellow Americans."),
+                  *commits(" Ask not.", segment=1), eos("Ask not.", 1),
+                  *commits("What your country", segment=2), eos("What your country", 2)]:
+        pipeline.handle(event)
+    pipeline.end()
+    expected = "And so my fellow Americans. Ask not. What your country"
+    assert desk.typist.text == ""
+    assert pipeline.held == expected and desk.clipboard[-1] == expected
+    assert pipeline.last_text == expected  # "Copy last transcript": the whole dictation
+
+
+def test_a_new_dictation_after_the_user_emptied_the_field_starts_without_a_space() -> None:
+    desk = Desk()
+    pipeline = desk.pipeline()
+    run(pipeline, [*commits("First."), eos("First.")])
+    pipeline.begin(last_key="backspace")  # the user deleted the text (or sent it: Return)
+    for event in [*commits("Second."), eos("Second.")]:
+        pipeline.handle(event)
+    pipeline.end()
+    pipeline.begin(last_key="'x'")  # the user typed on after it: continue after a space
+    for event in [*commits("Third."), eos("Third.")]:
+        pipeline.handle(event)
+    pipeline.end()
+    assert desk.typist.text == "First.Second. Third."
+    assert [key_keeps_context(k) for k in (None, "'a'", '"\'"', "enter", "space", "' '",
+                                           "'\\x01'", "delete")] == [
+        True, True, True, False, False, False, False, False]
+
+
+def test_copy_last_copies_the_whole_last_dictation(worker: tuple[DictationApp, Desk],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import dictation.inject.clipboard as clipboard
+
+    app, desk = worker
+    copied: list[str] = []
+    monkeypatch.setattr(clipboard, "copy_to_clipboard", copied.append)
+    assert isinstance(app.recognizer, FakeRecognizer)
+    app.recognizer.words = ["Ask not.", " What your country."]
+    app.handle(Command("start"))
+    session = app.recognizer.sessions[-1]
+    original_finish = session.finish
+
+    def two_segments() -> list[Event]:  # the second sentence is a segment of its own
+        events = original_finish()
+        return [EndOfSegment("Ask not.", 1.0, 0), *[
+            replace(e, segment=1) if isinstance(e, Commit) else e for e in events[:-1]],
+            EndOfSegment("What your country.", 2.0, 1)]
+
+    monkeypatch.setattr(session, "finish", two_segments)
+    app.listen_tick()
+    app.handle(Command("stop"))
+    app.handle(Command("copy_last"))
+    assert copied == ["Ask not. What your country."]
 
 
 def test_handle_outside_a_dictation_is_a_bug() -> None:

@@ -60,6 +60,8 @@ class Journal(Protocol):
 
     def append(self, text: str, *, window_class: str | None, typed: bool) -> Any: ...
 
+    def new_session(self) -> Any: ...
+
 
 @dataclass(frozen=True)
 class OutputSettings:
@@ -69,6 +71,18 @@ class OutputSettings:
     terminal_mode: str = "paste"
     """"paste" (clipboard + Ctrl+Shift+V) or "type"."""
     rules: ReplacementRules = field(default_factory=ReplacementRules)
+
+
+def key_keeps_context(key: str | None) -> bool:
+    """Heuristic *caret context from the last key*: whether a new dictation into the window the
+    previous one typed into continues that text (so it starts with a space). No key since then
+    (None), or a printable character the user typed: yes. Anything else (BackSpace, Delete,
+    Return, Tab, space, arrows, Home/End, a shortcut's control character) may have emptied the
+    field, sent it (a chat's Return), or moved the caret: no space."""
+    if key is None:
+        return True
+    char = key[1:-1] if len(key) == 3 and key[0] == key[-1] and key[0] in "'\"" else ""
+    return len(char) == 1 and char.isprintable() and not char.isspace()
 
 
 def _copy_to_clipboard(text: str) -> None:
@@ -122,7 +136,8 @@ class OutputPipeline:
         self._log_event = log_event
         self._wait_keys = wait_keys
         self.last_text: str | None = None
-        """The newest segment's text (typed or held), for "Copy last transcript"."""
+        """The newest dictation's text (typed or held), for "Copy last transcript"."""
+        self._dictation_text = ""
         self.held = ""
         """Text of this dictation that was not typed (it is on the clipboard)."""
         self.active = False
@@ -147,9 +162,12 @@ class OutputPipeline:
         """Whether the target is a terminal (whole segments, pasted or typed)."""
         return self._terminal
 
-    def begin(self, target: WindowInfo | None | Literal["now"] = "now") -> None:
+    def begin(self, target: WindowInfo | None | Literal["now"] = "now",
+              last_key: str | None = None) -> None:
         """Start a dictation into ``target``: the window focused when the user asked (the app
-        queries it at the double tap), or ``"now"``: the window focused now."""
+        queries it at the double tap), or ``"now"``: the window focused now. ``last_key``: the
+        last key the user pressed since the previous dictation (a pynput key name, None: no
+        key), see :func:`key_keeps_context`."""
         self._latch = FocusLatch(self._focus)
         if target != "now":
             self._latch.target = self._latch.current = target
@@ -157,11 +175,15 @@ class OutputPipeline:
         self._terminal = target is not None and is_terminal(
             target.wm_class, self.settings.terminal_classes)
         self._stream = ReplacementStream(self.settings.rules)
-        self._segment = self._pending = self.held = ""
+        self._segment = self._pending = self.held = self._dictation_text = ""
         self._segment_typed = True
         self._stopped_typing = False
-        # a second dictation into the same window continues the text after a space
-        self._typed_any = target is not None and target.id == self._last_window
+        # a second dictation into the same window continues the text after a space, unless
+        # the user's last key since then says the text before the caret changed
+        self._typed_any = (target is not None and target.id == self._last_window
+                           and key_keeps_context(last_key))
+        if self.journal is not None:
+            self.journal.new_session()
         self.active = True
 
     def handle(self, event: Event) -> None:
@@ -196,11 +218,13 @@ class OutputPipeline:
 
     # --- internals ------------------------------------------------------------------------
     def _add(self, out: str, segment_end: bool) -> None:
-        if not self._segment and not self._typed_any and out[:1].isspace():
-            out = out.lstrip()  # nothing typed before it: no leading space
-        elif not self._segment and self._typed_any and out and not out[:1].isspace():
-            out = " " + out  # continue the text typed by the previous segment
+        written = self._typed_any or bool(self._dictation_text.strip())  # typed or held
+        if not self._segment and not written and out[:1].isspace():
+            out = out.lstrip()  # nothing written before it: no leading space
+        elif not self._segment and written and out and not out[:1].isspace():
+            out = " " + out  # continue the text of the previous segment
         self._segment += out
+        self._dictation_text += out
         if self._terminal:
             self._pending += out
             if segment_end:
@@ -212,7 +236,7 @@ class OutputPipeline:
     def _close_segment(self) -> None:
         text = self._segment.strip()
         if text:
-            self.last_text = text
+            self.last_text = self._dictation_text.strip()
             self._journal(text, self._segment_typed)
         self._segment = ""
         self._segment_typed = True
