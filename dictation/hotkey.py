@@ -25,7 +25,10 @@ Gesture (defaults; all times in seconds of the clock the events are stamped with
 
 :class:`DoubleTapDetector` is that state machine, with no threads and no pynput.
 :class:`HotkeyListener` is the edge: a pynput listener thread that feeds it with
-``time.monotonic()`` stamps and calls back with the actions.
+``time.monotonic()`` stamps and calls back with the actions. On X11 the stamps are the X
+server's own event times mapped to that clock (:class:`ServerClock`), so a listener thread
+that runs late on a busy machine neither squeezes two taps into an auto-repeat pair nor makes
+a stop tap later than it was.
 """
 
 from __future__ import annotations
@@ -245,6 +248,33 @@ class DoubleTapDetector:
         return None
 
 
+class ServerClock:
+    """Maps X server event times (milliseconds, 32 bits, wrapping after 49.7 days) to the
+    local clock. Heuristic *earliest-arrival anchor*: an event reaches the listener after it
+    happened, so ``arrival - server time`` is at least the clocks' true offset; the smallest
+    value seen is taken as the offset. Mapped times never decrease and never lie after the
+    arrival."""
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+        self._last_raw: int | None = None
+        self._wraps = 0
+        self._last = float("-inf")
+
+    def to_local(self, server_ms: int, arrived: float) -> float:
+        """The local time (seconds) of an event stamped ``server_ms`` that arrived at
+        ``arrived`` (local seconds)."""
+        if self._last_raw is not None and server_ms < self._last_raw - 2**31:
+            self._wraps += 1
+        self._last_raw = server_ms
+        server_s = (server_ms + self._wraps * 2**32) / 1000.0
+        offset = arrived - server_s
+        if self._offset is None or offset < self._offset:
+            self._offset = offset
+        self._last = max(self._last, min(arrived, server_s + self._offset))
+        return self._last
+
+
 def key_name(key: Any) -> str:
     """Name of a pynput key for :class:`DoubleTapDetector`: ``Key`` members by name
     (``"ctrl_r"``), characters quoted (``"'c'"``), others by virtual key (``"<65027>"``)."""
@@ -290,6 +320,8 @@ class HotkeyListener:
         self.error: DictationError | None = None
         """Why the listener never became live (None while starting or once live)."""
         self._last_key: str | None = None
+        self._server_clock = ServerClock()
+        self._event_ms: int | None = None  # X server time of the event being handled
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -303,12 +335,30 @@ class HotkeyListener:
                 here = [n for n in HOTKEY_NAMES if hasattr(keyboard.Key, n)]
                 raise ConfigError(f"hotkey {name!r} does not exist on this platform; use one "
                                   f"of: {', '.join(here)}")
-        self._listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
+        self._listener = self._stamped(keyboard.Listener)(on_press=self._on_press,
+                                                          on_release=self._on_release)
         self._listener.daemon = True
         self._listener.start()
         self._readiness = threading.Thread(target=self._become_live, args=(keyboard,),
                                            name="hotkey-readiness", daemon=True)
         self._readiness.start()
+
+    def _stamped(self, listener_class: Any) -> Any:
+        """pynput's X11 listener, remembering each event's X server time for :meth:`_feed`
+        (other platforms: the class as it is)."""
+        if not hasattr(listener_class, "_handle_message"):
+            return listener_class
+        owner = self
+
+        class StampedListener(listener_class):
+            def _handle_message(self, display: Any, event: Any, injected: bool) -> None:
+                owner._event_ms = getattr(event, "time", None)
+                try:
+                    super()._handle_message(display, event, injected)
+                finally:
+                    owner._event_ms = None
+
+        return StampedListener
 
     def wait_live(self, timeout: float | None = None) -> bool:
         """Block until the listener provably hears keys (True) or ``timeout`` s pass (False)."""
@@ -396,12 +446,14 @@ class HotkeyListener:
         # process (reported directly); they come back through X RECORD as injected=False too.
         if injected or self._stopping.is_set():
             return
+        t = self._clock()
+        if self._event_ms is not None:
+            t = self._server_clock.to_local(int(self._event_ms), t)
         name = key_name(key)
         if not self._live.is_set():
             if name == self._probe_key:
                 self._probe_heard.set()
             return
-        t = self._clock()
         with self._lock:
             if pressed and name != self.key and name not in MODIFIER_KEYS \
                     and not self.detector.is_muted(t):

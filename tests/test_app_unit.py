@@ -282,12 +282,24 @@ def test_focus_moved_mid_word_sends_not_one_character_to_the_other_window(
 
 
 def test_terminal_gets_one_paste_per_segment_never_ctrl_v() -> None:
-    desk = Desk(window=XTERM)
+    desk = Desk(window=WindowInfo(16, "kitty", "bash"))
     run(desk.pipeline(), [*commits("ls", " -l"), eos("ls -l"),
                           *commits(" echo", " done", segment=1), eos("echo done", 1)])
     assert desk.typist.calls == []
     assert desk.paster.calls == [("ls -l", True), (" echo done", True)]
-    assert desk.journal.entries == [("ls -l", "XTerm", True), ("echo done", "XTerm", True)]
+    assert desk.journal.entries == [("ls -l", "kitty", True), ("echo done", "kitty", True)]
+
+
+def test_xterm_without_a_ctrl_shift_v_paste_is_typed_even_in_paste_mode() -> None:
+    """xterm/uxterm bind no Ctrl+Shift+V: the per-terminal table types into them."""
+    for window in (XTERM, WindowInfo(14, "UXTerm", "bash")):
+        desk = Desk(window=window)
+        run(desk.pipeline(terminal_mode="paste"), [*commits("git", " status"), eos("git")])
+        assert desk.paster.calls == []
+        assert desk.typist.text == "git status"
+    desk = Desk(window=WindowInfo(15, "Gnome-terminal", "bash"))
+    run(desk.pipeline(terminal_mode="paste"), [*commits("ls"), eos("ls")])
+    assert desk.paster.calls == [("ls", True)]
 
 
 def test_terminal_type_mode_types_whole_phrases_with_terminal_conventions() -> None:
@@ -308,11 +320,11 @@ def test_terminal_without_clipboard_tool_is_typed() -> None:
 
 
 def test_open_segment_is_delivered_at_the_end() -> None:
-    desk = Desk(window=XTERM)
+    desk = Desk(window=WindowInfo(16, "kitty", "bash"))
     run(desk.pipeline(rules=(Replacement("check mark", "✓"),)),
         [*commits("tick", " check")])  # stopped before the segment closed
     assert desk.paster.calls == [("tick check", True)]
-    assert desk.journal.entries == [("tick check", "XTerm", True)]
+    assert desk.journal.entries == [("tick check", "kitty", True)]
 
 
 def test_injection_error_keeps_the_text_on_the_clipboard_and_in_the_journal() -> None:

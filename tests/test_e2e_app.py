@@ -433,6 +433,32 @@ def test_focus_switch_mid_dictation_types_nothing_into_the_new_window(
     assert (app.journal.stat().st_mode & 0o777) == 0o600
 
 
+XTERM_WAV = SHARED / "data" / "dev" / "wav" / "sb-example1.wav"
+""""the birch canoe slid on the smooth planks"."""
+
+
+def test_dictation_into_xterm_arrives(app: RunningApp,
+                                      other_window: tuple[int, Path]) -> None:
+    """xterm binds no Ctrl+Shift+V: the per-terminal table types into it (a paste would
+    deliver nothing). The words arrive in the xterm, nothing in the text box."""
+    window, out = other_window
+    harness_focus()
+    harness_clear()
+    xdotool("windowactivate", "--sync", str(window))
+    _, _, mark = dictate(app, XTERM_WAV)
+    deadline = time.monotonic() + 10
+    words = ""
+    while time.monotonic() < deadline:
+        words = plain_words(out.read_text("utf-8") if out.exists() else "")
+        if "planks" in words:
+            break
+        time.sleep(0.1)
+    assert {"birch", "canoe", "smooth", "planks"} <= set(words.split()), words
+    typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
+    assert plain_words(typed) == words
+    assert harness_text() == ""
+
+
 def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None:
     """(f) Model ▸ tiny.en-copy (a model folder in $XDG_DATA_HOME/dictation/models) from the
     real tray menu loads it on the worker."""

@@ -428,3 +428,34 @@ def test_listener_without_a_display_is_a_clear_error() -> None:
                          cwd=Path(__file__).resolve().parent.parent, timeout=60)
     assert out.stdout.startswith("ERROR the global hotkey is not available here"), out.stderr
     assert "X11 session" in out.stdout and "dictation toggle" in out.stdout
+
+
+def test_server_clock_keeps_the_spacing_of_key_events_that_arrive_late_and_bunched() -> None:
+    """A busy listener receives a double tap (X server times 1000, 1050, 1130, 1180 ms) all at
+    once, 2 s late: mapped to the local clock the taps keep their 50/80 ms spacing (so the
+    detector sees a double tap, not an auto-repeat pair), and are placed at most as late as the
+    least delayed event seen (here a probe key 5 ms late)."""
+    from dictation.hotkey import ServerClock
+
+    clock = ServerClock()
+    assert clock.to_local(500, 100.505) == pytest.approx(100.505)  # the probe: 5 ms late
+    times = [clock.to_local(ms, 102.7) for ms in (1000, 1050, 1130, 1180)]
+    assert times == pytest.approx([101.005, 101.055, 101.135, 101.185])
+    drv = Driver()
+    drv.press(times[0])
+    drv.release(times[1])
+    drv.press(times[2])
+    drv.release(times[3])
+    drv.settle(times[3] + 0.1)
+    assert drv.kinds == [Action.START]
+
+
+def test_server_clock_survives_the_32_bit_wrap_and_never_goes_back() -> None:
+    from dictation.hotkey import ServerClock
+
+    clock = ServerClock()
+    a = clock.to_local(2**32 - 100, 10.0)
+    b = clock.to_local(50, 10.2)  # 150 ms later, after the wrap
+    assert b - a == pytest.approx(0.15)
+    c = clock.to_local(60, 10.21)  # a smaller offset: never maps before b
+    assert c >= b

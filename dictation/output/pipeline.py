@@ -6,7 +6,8 @@ One :class:`OutputPipeline` serves one dictation at a time (:meth:`~OutputPipeli
 * Commits pass through the replacement rules (:mod:`dictation.output.replacements`, NFC) and are
   typed as they arrive; partial hypotheses are never typed.
 * Terminals (the target window's class is one of ``terminal_classes``) get each segment as one
-  phrase at its end: pasted with Ctrl+Shift+V (``terminal_mode = "paste"``) or typed
+  phrase at its end: pasted with Ctrl+Shift+V (``terminal_mode = "paste"``) or typed; a
+  terminal without that paste key (:data:`TERMINAL_ROUTES`: xterm, uxterm) is always typed
   (``"type"``); never Ctrl+V.
 * The window focused at the double tap (passed to :meth:`~OutputPipeline.begin`) is the
   target. The focus is checked for every character: a typist with ``guards_focus`` (XTEST)
@@ -71,6 +72,21 @@ class OutputSettings:
     terminal_mode: str = "paste"
     """"paste" (clipboard + Ctrl+Shift+V) or "type"."""
     rules: ReplacementRules = field(default_factory=ReplacementRules)
+
+
+TERMINAL_ROUTES: dict[str, str] = {"xterm": "type", "uxterm": "type"}
+"""Terminals (window class, case-insensitive) that need another route than the configured
+``terminal_mode``: xterm and uxterm bind no Ctrl+Shift+V (a paste would type nothing), and
+their Shift+Insert pastes PRIMARY, not the clipboard; XTEST key events are real input to them
+(they ignore only synthetic XSendEvent keys), so text is typed into them."""
+
+
+def terminal_route(window_class: str, configured: str) -> str:
+    """How text reaches a terminal of ``window_class``: "paste" or "type" (the configured
+    ``terminal_mode`` unless :data:`TERMINAL_ROUTES` knows the terminal cannot paste that way)."""
+    if configured == "type":
+        return "type"
+    return TERMINAL_ROUTES.get(window_class.casefold(), configured)
 
 
 def key_keeps_context(key: str | None) -> bool:
@@ -143,6 +159,7 @@ class OutputPipeline:
         self.active = False
         self._latch: FocusLatch | None = None
         self._terminal = False
+        self._route = self.settings.terminal_mode
         self._stream = ReplacementStream(self.settings.rules)
         self._segment = ""  # this segment's output text so far
         self._pending = ""  # terminal: the segment's text, delivered at its end
@@ -174,6 +191,8 @@ class OutputPipeline:
         target = self._latch.target
         self._terminal = target is not None and is_terminal(
             target.wm_class, self.settings.terminal_classes)
+        self._route = terminal_route(target.wm_class if target is not None else "",
+                                     self.settings.terminal_mode)
         self._stream = ReplacementStream(self.settings.rules)
         self._segment = self._pending = self.held = self._dictation_text = ""
         self._segment_typed = True
@@ -254,7 +273,7 @@ class OutputPipeline:
             return
         target = self.target
         guarded = False
-        if self._terminal and self.settings.terminal_mode == "paste" and self.paster:
+        if self._terminal and self._route == "paste" and self.paster:
             typist, pieces = self.paster, [text]  # one paste per phrase, focus checked before
         elif target is None or getattr(self.injector, "guards_focus", False):
             # word by word, so a modifier the user presses meanwhile delays the next word; a
