@@ -418,8 +418,11 @@ class DictationApp:
         if self._load_model is not None:
             return self._load_model(spec)
         from dictation.asr.recognizer import load_recognizer
+        from dictation.integrity import check_recognizer
 
-        return load_recognizer(spec)
+        recognizer = load_recognizer(spec)
+        check_recognizer(recognizer)  # corrupt weights: a ModelError naming the file
+        return recognizer
 
     def _load_initial_model(self) -> None:
         from dictation.asr.catalog import DEFAULT_MODEL_ID

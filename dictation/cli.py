@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dictation import SAMPLE_RATE, __version__
-from dictation.errors import DictationError
+from dictation.errors import DeviceError, DictationError
 
 
 def _help_epilog() -> str:
@@ -71,8 +72,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from dictation.asr.replay import replay
     from dictation.asr.whisper.transcribe import transcribe_audio
     from dictation.audio.files import load_audio
+    from dictation.integrity import check_recognizer
 
     recognizer = load_recognizer(_model_id(args))
+    check_recognizer(recognizer)  # corrupt weights: refused, naming the file (exit 2)
     failures = 0
     for path in args.files:
         try:
@@ -140,7 +143,15 @@ def cmd_models() -> int:
 def cmd_devices() -> int:
     from dictation.audio.mic import list_input_devices
 
-    for device in list_input_devices():
+    devices = list_input_devices()
+    if not devices:
+        server = os.environ.get("PULSE_SERVER")
+        raise DeviceError(
+            "No microphone found: no input device is connected, or the sound server "
+            f"(PulseAudio / PipeWire{', PULSE_SERVER=' + server if server else ''}) is not "
+            "running. Start it (e.g. `systemctl --user start pipewire-pulse` or "
+            "`pulseaudio --start`) or connect a microphone, then try again.")
+    for device in devices:
         default = " (default)" if device.is_default else ""
         print(f"{device.index:>3}  {device.name}{default}  {device.default_samplerate:.0f} Hz")
     return 0
