@@ -175,15 +175,24 @@ def output_settings(config: Config) -> OutputSettings:
 
 
 def notify_send(title: str, body: str) -> None:
-    """A desktop notification without a tray (notify-send), else only the log."""
+    """A desktop notification without a tray: notify-send, else the notification service over
+    D-Bus with gdbus (GLib's, present where notify-send is not installed), else only the log."""
     exe = shutil.which("notify-send")
-    if exe is None:
+    gdbus = shutil.which("gdbus")
+    if exe is not None:
+        command = [exe, "--app-name", NOTIFY_TITLE, title, body]
+    elif gdbus is not None:
+        command = [gdbus, "call", "--session", "--dest", "org.freedesktop.Notifications",
+                   "--object-path", "/org/freedesktop/Notifications", "--method",
+                   "org.freedesktop.Notifications.Notify", NOTIFY_TITLE, "0", "", title, body,
+                   "[]", "{}", "10000"]
+    else:
         return
     try:
-        subprocess.run([exe, "--app-name", NOTIFY_TITLE, title, body], timeout=5, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(command, timeout=5, check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("notify-send failed: %s", exc)
+        log.warning("notification failed: %s", exc)
 
 
 # --------------------------------------------------------------------------- the app
@@ -752,9 +761,12 @@ def _signals_post_quit(app: DictationApp) -> Iterator[None]:
 
 
 def _configure_logging() -> None:
+    from dictation.logfile import add_log_file
+
     level = os.environ.get("DICTATION_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="dictation: %(levelname)s %(name)s: %(message)s")
+    add_log_file()
 
 
 def _tray_actions(app: DictationApp) -> Any:
@@ -815,7 +827,12 @@ def run_app(config_path: Path | None, with_tray: bool) -> int:
     from dictation.control import COMMANDS, ControlServer
 
     _configure_logging()
-    config = load_config(config_path)  # no file at the default location: the defaults
+    try:
+        config = load_config(config_path)  # no file at the default location: the defaults
+    except ConfigError as exc:  # started from a launcher, nobody sees the terminal
+        log.error("%s", exc)
+        notify_send("Dictation did not start", f"{exc}")
+        raise
     watcher = ConfigWatcher(config_path or default_config_path(), config)
     app = DictationApp(watcher.config, watcher=watcher, with_tray=with_tray,
                        events=EventLog.from_env())

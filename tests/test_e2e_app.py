@@ -128,6 +128,7 @@ def stable_text(settle_s: float = 0.4, timeout: float = 10.0) -> str:
 
 def app_env(home: Path, base: dict[str, str]) -> dict[str, str]:
     return {**base, "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
+            "XDG_STATE_HOME": str(home / "state"),
             "XDG_RUNTIME_DIR": str(home / "run"), "DICTATION_EVENT_LOG": str(home / "events.jsonl"),
             "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
