@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dictation import SAMPLE_RATE
+from dictation.audio.spool import AudioSpool, BackPressure, CaptureDrain
 from dictation.config import (
     Config,
     ConfigWatcher,
@@ -238,6 +239,13 @@ class DictationApp:
         self.journal: TranscriptJournal | None = None
         self.session: StreamingSession | None = None
         self.cursor: CaptureCursor | None = None
+        self.spool: AudioSpool | None = None
+        self.drain: CaptureDrain | None = None
+        self.drain_in_thread = True
+        """Move audio from the ring into the spool on a thread (tests drive it by hand)."""
+        self.pressure = BackPressure()
+        self._base_streaming: StreamingConfig | None = None
+        self._gaps_reported = 0
         self.quitting = False
         self.exit_code = 0
         self._pending_model: str | None = None
@@ -499,6 +507,7 @@ class DictationApp:
                 self.output.end()
             if self.mic is not None:
                 self.mic.stop_capture()
+            self._close_spool()
             self.session = self.cursor = None
             if self.hotkey is not None:
                 self.hotkey.set_active(False)
@@ -544,7 +553,14 @@ class DictationApp:
         except DeviceError as exc:
             self._fail(exc, "Microphone")
             return
-        self.session = self.recognizer.session(streaming_config(self.config.recognizer))
+        self._base_streaming = streaming_config(self.config.recognizer)
+        self.session = self.recognizer.session(self._base_streaming)
+        self.spool = AudioSpool(self.cursor.start_position)
+        self.drain = CaptureDrain(self.cursor, self.spool)
+        if self.drain_in_thread:
+            self.drain.start()
+        self.pressure = BackPressure()
+        self._gaps_reported = 0
         self._audio_seen = False
         self._stop_asked_at = None
         if self.hotkey is not None:
@@ -558,7 +574,11 @@ class DictationApp:
     def listen_tick(self) -> None:
         """Recognize the audio that arrived since the last tick and deliver what it commits."""
         assert self.cursor is not None and self.session is not None
-        pcm = self.cursor.read(self._hold_position())
+        assert self.spool is not None and self.drain is not None
+        self.drain.drain_once()
+        self._apply_back_pressure()
+        pcm = self.spool.read(self._hold_position())
+        self._report_gaps()
         if len(pcm):
             if not self._audio_seen:
                 self._audio_seen = True
@@ -569,6 +589,47 @@ class DictationApp:
             error = self.mic.error
             self._stop()
             self._fail(error, "Microphone")
+
+    def _apply_back_pressure(self) -> None:
+        """Cut the recognizer's work down while it is behind, in the order
+        :mod:`dictation.audio.spool` states; back to normal once it caught up."""
+        assert self.spool is not None and self.session is not None
+        backlog_s = self.spool.pending / SAMPLE_RATE
+        level = self.pressure.level
+        if self.pressure.update(backlog_s) == level or self._base_streaming is None:
+            return
+        from dataclasses import replace
+
+        from dictation.audio.spool import SLOW_DECODE_FACTOR
+
+        base = self._base_streaming
+        config = base
+        if self.pressure.level == 1:  # fewer intermediate decodes
+            config = replace(base, decode_interval_s=base.decode_interval_s * SLOW_DECODE_FACTOR)
+        elif self.pressure.level == 2:  # commit at segment endpoints only
+            config = replace(base, catch_up_s=0.0)
+        self.session.config = config
+        self.events("back_pressure", level=self.pressure.level, backlog_s=round(backlog_s, 2))
+        log.info("recognizer %.1f s behind: back-pressure level %d", backlog_s,
+                 self.pressure.level)
+
+    def _report_gaps(self) -> None:
+        """Speech that could not be kept (spool full, file unwritable, ring overrun) is marked
+        in the journal and the user is told, once per gap."""
+        assert self.spool is not None
+        gaps = self.spool.gaps
+        for start, end in gaps[self._gaps_reported:]:
+            seconds = (end - start) / SAMPLE_RATE
+            self.events("audio_dropped", seconds=round(seconds, 3), at_sample=start)
+            self.output.mark_gap(seconds)
+        self._gaps_reported = len(gaps)
+
+    def _close_spool(self) -> None:
+        if self.drain is not None:
+            self.drain.stop()
+        if self.spool is not None:
+            self.spool.close()
+        self.drain = self.spool = None
 
     def _hold_position(self) -> int | None:
         """Ring position from which audio waits (None: none waits): the start of a hotkey press
@@ -596,7 +657,13 @@ class DictationApp:
         if self.config.ui.audio_cues:
             self.mic.play_cue("stop")
         started = time.perf_counter()
-        rest = cursor.read() if cursor is not None else np.zeros(0, dtype=np.float32)
+        rest = np.zeros(0, dtype=np.float32)
+        if self.drain is not None and self.spool is not None:
+            self.drain.finish()
+            # the drain may have moved audio from after the stop already: never recognized
+            rest = self.spool.read(cursor.end_position if cursor is not None else None)
+            self._report_gaps()
+        self._close_spool()
         events = self.session.feed(rest) if len(rest) else []
         events += self.session.finish()
         recognized = time.perf_counter()

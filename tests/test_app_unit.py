@@ -448,10 +448,17 @@ class FakeCursor:
         self.chunks = chunks
         self.stopped = False
         self.start_position = 0
+        self.position = 0
         self.end_position: int | None = None
 
     def read(self, until: int | None = None) -> np.ndarray:
-        return self.chunks.pop(0) if self.chunks else np.zeros(0, dtype=np.float32)
+        pcm = self.chunks.pop(0) if self.chunks else np.zeros(0, dtype=np.float32)
+        self.position += len(pcm)
+        return pcm
+
+    @property
+    def done(self) -> bool:
+        return self.stopped and not self.chunks
 
 
 @dataclass
@@ -480,6 +487,8 @@ class FakeMic:
 
     def stop_capture(self, at: float | None = None) -> FakeCursor | None:
         cursor, self.cursor = self.cursor, None
+        if cursor is not None:
+            cursor.stopped = True
         return cursor
 
     def check(self) -> None:
@@ -560,6 +569,7 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Di
                        events=EventLog(tmp_path / "events.jsonl"), load_model=load,
                        focus=lambda: desk.window)
     app.output = desk.pipeline()
+    app.drain_in_thread = False  # the test's thread moves the audio (each listen_tick)
     notes: list[tuple[str, str]] = desk.notes
     monkeypatch.setattr(app, "notify", lambda title, body: notes.append((title, body)))
     app.mic = FakeMic([chunk(), chunk(), chunk(), chunk()])  # type: ignore[assignment]

@@ -165,6 +165,7 @@ class OutputPipeline:
         self._pending = ""  # terminal: the segment's text, delivered at its end
         self._segment_typed = True
         self._stopped_typing = False
+        self._gap_told = False
         self._typed_any = False
         self._last_window: int | None = None  # window the previous dictation typed into
 
@@ -197,6 +198,7 @@ class OutputPipeline:
         self._segment = self._pending = self.held = self._dictation_text = ""
         self._segment_typed = True
         self._stopped_typing = False
+        self._gap_told = False
         # a second dictation into the same window continues the text after a space, unless
         # the user's last key since then says the text before the caret changed
         self._typed_any = (target is not None and target.id == self._last_window
@@ -234,6 +236,19 @@ class OutputPipeline:
         else:
             self._last_window = None
         self.active = False
+
+    def mark_gap(self, seconds: float) -> None:
+        """``seconds`` of this dictation's audio could not be kept (the recognizer fell too far
+        behind): the journal marks the gap between the segments around it, and the user is
+        told."""
+        text = f"[gap: {seconds:.1f} s of speech were not transcribed]"
+        self._log_event("gap", seconds=round(seconds, 3))
+        self._journal(text, False)
+        if not self._gap_told:  # once per dictation
+            self._gap_told = True
+            self._notify(NOTIFY_TITLE, f"The recognizer fell behind and {seconds:.1f} s of "
+                                       "speech could not be kept, so they were not "
+                                       "transcribed. The journal marks where.")
 
     # --- internals ------------------------------------------------------------------------
     def _add(self, out: str, segment_end: bool) -> None:
