@@ -703,10 +703,14 @@ class DictationApp:
                 self._next_mic_retry:
             self._next_mic_retry = self._clock() + MIC_RETRY_S
             try:
-                mic.reopen(mic.spec)
+                mic.reopen(mic.spec, refresh=True)  # a sound server may have (re)started
             except DeviceError as exc:
                 log.info("microphone still unavailable: %s", exc)
             else:
+                from dictation.audio.mic import list_input_devices
+
+                with contextlib.suppress(DeviceError):
+                    self.microphones = [d.name for d in list_input_devices()]
                 self.set_state(State.IDLE)
                 self.notify("Microphone", f"{mic.device} works again.")
         if self._clock() >= self._next_model_scan:

@@ -495,7 +495,7 @@ class FakeMic:
         if self.error is not None:
             raise self.error
 
-    def reopen(self, spec: str | int | None) -> None:
+    def reopen(self, spec: str | int | None, refresh: bool = False) -> None:
         if spec in self.bad_specs:
             raise DeviceError(f"No input device matches {spec!r}; available inputs: pulse")
         self.spec, self.error = spec, None

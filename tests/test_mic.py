@@ -370,6 +370,46 @@ def test_vanished_sound_server_is_reported(audio_desktop: dict[str, str], tmp_pa
 
 
 @pytest.mark.e2e
+def test_sound_server_restart_is_recovered_without_restarting(audio_desktop: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """The app starts while the sound server is down (PortAudio then lists no usable input);
+    the server starts later (the session's PulseAudio killed, then started again with the
+    same command line and environment): the microphone opens with a refreshed PortAudio and
+    hears speech, without restarting the process. Without the refresh PortAudio keeps its
+    first device list and never finds the server."""
+    child: Child | None = None
+    restarted: subprocess.Popen[bytes] | None = None
+    try:
+        session = Path(os.environ["E2E_SESSION_DIR"])
+        pids = [line.split() for line in (session / "pids").read_text().splitlines()]
+        [pulse] = [int(pid) for name, pid in pids if name == "pulseaudio"]
+        argv = Path(f"/proc/{pulse}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        environ = dict(item.split(b"=", 1) for item in
+                       Path(f"/proc/{pulse}/environ").read_bytes().split(b"\0") if b"=" in item)
+        assert b"pulseaudio" in argv[0]
+        os.kill(pulse, 9)
+        time.sleep(0.5)
+        child = Child("child-capture", str(tmp_path), "0")
+        assert child.reply()["device"] is None  # no server: no microphone
+        restarted = subprocess.Popen([a.decode() for a in argv], env={
+            k.decode(): v.decode() for k, v in environ.items()},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report = child.send("recover")
+        assert report["error"] == "" and report["is_open"], report
+        player = play_in_background(DEV_WAV)
+        try:
+            assert child.send("wait-audio")["heard"]
+        finally:
+            player.wait(timeout=30)
+    finally:
+        if child is not None:
+            child.close()
+        if restarted is not None:
+            restarted.kill()
+            restarted.wait(timeout=10)
+
+
+@pytest.mark.e2e
 def test_reopen_switches_device_and_keeps_the_old_one_on_failure(
     audio_desktop: dict[str, str], tmp_path: Path
 ) -> None:
@@ -434,9 +474,14 @@ def _child_capture(out_dir: str, rate: str) -> None:
 
     errors: list[str] = []
     mic = Microphone(rate=int(rate) or None, on_error=lambda e: errors.append(str(e)))
-    mic.open()
-    assert mic.device is not None
-    print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}), flush=True)
+    try:
+        mic.open()
+    except DeviceError as e:  # e.g. no sound server yet
+        print(json.dumps({"device": None, "error": str(e)}), flush=True)
+    else:
+        assert mic.device is not None
+        print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}),
+              flush=True)
     cursor: CaptureCursor | None = None
     chunks: list[np.ndarray] = []
 
@@ -479,6 +524,18 @@ def _child_capture(out_dir: str, rate: str) -> None:
                 error = str(e)
             assert mic.device is not None
             reply(device=mic.device.name, error=error, is_open=mic.is_open)
+        elif cmd == "recover":  # what the app's idle retry does, every 0.5 s here
+            deadline = time.monotonic() + 20
+            error = "not tried"
+            while error and time.monotonic() < deadline:
+                try:
+                    mic.reopen(None, refresh=True)
+                    error = ""
+                except DeviceError as e:
+                    error = str(e)
+                    time.sleep(0.5)
+            errors.clear()
+            reply(error=error, is_open=mic.is_open)
         elif cmd == "wait-error":
             deadline = time.monotonic() + 10
             while not errors and time.monotonic() < deadline:

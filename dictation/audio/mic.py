@@ -81,6 +81,18 @@ def _sounddevice() -> ModuleType:
     return sounddevice
 
 
+def refresh_audio_system() -> None:
+    """Make PortAudio look for sound servers and devices again. It lists them once, when it
+    starts, so a sound server started (or restarted) or a microphone plugged in after that is
+    only seen after a refresh. Call it with no stream open. Raises DeviceError."""
+    sd = _sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except sd.PortAudioError as e:
+        raise DeviceError(f"Cannot restart the audio system (PortAudio): {e}") from e
+
+
 def list_input_devices() -> list[InputDevice]:
     """All devices with at least one input channel, in PortAudio's order."""
     sd = _sounddevice()
@@ -481,12 +493,15 @@ class Microphone:
             self._closing = False
         log.info("microphone closed: %s", self.device)
 
-    def reopen(self, device: DeviceSpec) -> None:
+    def reopen(self, device: DeviceSpec, refresh: bool = False) -> None:
         """Switch to another input (tray menu). Positions continue; an active capture carries on
-        with the new device's audio. On failure the old device is opened again and the
-        DeviceError is raised."""
+        with the new device's audio. ``refresh``: let PortAudio find sound servers and devices
+        again first (recovery after a sound-server restart or a hot-plug). On failure the old
+        device is opened again and the DeviceError is raised."""
         old = self.spec
         self.close()
+        if refresh:
+            refresh_audio_system()
         self.spec = device
         try:
             self.open()
