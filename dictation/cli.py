@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write that default file to the config path (never overwrites)")
     sub.add_parser("models", help="list known models and which are installed")
     sub.add_parser("devices", help="list microphones")
+    sub.add_parser("doctor", help="check display, hotkey, microphone, typing, model, VAD, "
+                                  "config; PASS/FAIL with the fix")
     return parser
 
 
@@ -179,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models()
         if command == "devices":
             return cmd_devices()
+        if command == "doctor":
+            from dictation.doctor import run_doctor
+
+            return run_doctor(args.config)
     except DictationError as exc:
         print(f"dictation: {exc}", file=sys.stderr)
         return 2
