@@ -262,3 +262,31 @@ def test_speech_that_cannot_be_kept_is_told_and_marked_in_the_journal(
     assert any("could not be kept" in body for _, body in notes)
     texts = [e.text for e in app.output.journal.read_recent(100)]
     assert any(t.startswith("[gap: ") for t in texts), texts
+
+
+def test_drain_from_two_threads_never_duplicates_audio() -> None:
+    """The drain thread and the worker both drain: every sample reaches the spool once."""
+    import threading
+
+    ring = RingBuffer(30.0)
+    cursor = CaptureCursor(ring, 0)
+    spool = AudioSpool(0)
+    drain = CaptureDrain(cursor, spool, period_s=0.0, sleep=lambda s: None)
+    drain.start()
+    writer_done = threading.Event()
+
+    def write() -> None:
+        for k in range(2000):
+            ring.write(ramp(k * 160, 160))
+        writer_done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while not writer_done.is_set():
+        drain.drain_once()
+    writer.join()
+    cursor.stop()
+    drain.finish()
+    np.testing.assert_array_equal(spool.read(), ramp(0, 320_000))
+    spool.append(ramp(100, 50), position=100)  # a late duplicate is ignored
+    assert spool.pending == 0 and spool.gaps == []

@@ -103,9 +103,12 @@ class AudioSpool:
         """Append ``samples`` whose first one is at absolute ``position`` (default: right
         after the previous ones; a later position records the samples in between as a gap)."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        total = len(x)
         with self._lock:
             position = self.write_position if position is None else position
+            if position < self.write_position:  # already here: never twice
+                x = x[self.write_position - position:]
+                position = self.write_position
+            total = len(x)
             self._gap(self.write_position, position)
             room = self.max_samples - self.pending
             if len(x) > room:
@@ -196,14 +199,17 @@ class CaptureDrain:
         self._sleep = sleep
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def drain_once(self) -> None:
-        """Move what the ring holds now (the thread's step; tests call it directly)."""
-        before = self.cursor.position
-        samples = self.cursor.read()
-        first = self.cursor.position - len(samples)  # later than `before` if the ring lost some
-        if len(samples) or first > before:
-            self.spool.append(samples, first)
+        """Move what the ring holds now (the thread's step; the worker and tests may call it
+        too: one at a time)."""
+        with self._lock:
+            before = self.cursor.position
+            samples = self.cursor.read()
+            first = self.cursor.position - len(samples)  # > `before`: the ring lost some
+            if len(samples) or first > before:
+                self.spool.append(samples, first)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dictation-capture-drain",
