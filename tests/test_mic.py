@@ -449,115 +449,6 @@ def test_microphone_mute_and_check_without_a_device() -> None:
         mic.start_capture()
 
 
-# --------------------------------------------------------------------------- child process
-
-
-def _child_devices() -> None:
-    from dictation.audio.mic import Microphone, list_input_devices
-
-    names = [d.name for d in list_input_devices()]
-    error = open_error = ""
-    try:
-        find_device("no-such-microphone")
-    except DeviceError as e:
-        error = str(e)
-    try:
-        Microphone("no-such-microphone").open()
-    except DeviceError as e:
-        open_error = str(e)
-    print(json.dumps({"names": names, "error": error, "open_error": open_error}), flush=True)
-
-
-def _child_capture(out_dir: str, rate: str) -> None:
-    """Commands: wait-audio, start, cue, stop, wait-error (see the tests above)."""
-    from dictation.audio.mic import Microphone
-
-    errors: list[str] = []
-    mic = Microphone(rate=int(rate) or None, on_error=lambda e: errors.append(str(e)))
-    try:
-        mic.open()
-    except DeviceError as e:  # e.g. no sound server yet
-        print(json.dumps({"device": None, "error": str(e)}), flush=True)
-    else:
-        assert mic.device is not None
-        print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}),
-              flush=True)
-    cursor: CaptureCursor | None = None
-    chunks: list[np.ndarray] = []
-
-    def reply(**kw: Any) -> None:
-        print(json.dumps(kw), flush=True)
-
-    for line in sys.stdin:
-        cmd = line.strip()
-        if cmd == "wait-audio":
-            probe = CaptureCursor(mic.ring, mic.ring.position)
-            deadline = time.monotonic() + 10
-            heard = False
-            while not heard and time.monotonic() < deadline:
-                heard = bool(np.any(probe.read() != 0))
-                time.sleep(0.01)
-            reply(heard=heard)
-        elif cmd == "start":
-            at = mic.position_samples
-            cursor = mic.start_capture(pre_roll_s=1.5)
-            reply(pre_roll_samples=at - cursor.start_position)
-        elif cmd == "cue":
-            assert cursor is not None
-            chunks.append(cursor.read())
-            m0, m1 = mic.play_cue("start")
-            reply(mute_start=m0 - cursor.start_position, mute_end=m1 - cursor.start_position)
-        elif cmd == "stop":
-            assert cursor is not None
-            mic.stop_capture()
-            while not cursor.done:
-                chunks.append(cursor.read())
-                time.sleep(0.01)
-            path = Path(out_dir) / "captured.npy"
-            np.save(path, np.concatenate(chunks))
-            reply(npy=str(path), dropped=cursor.dropped_samples, error=mic.error and str(mic.error))
-        elif cmd.startswith("reopen "):
-            try:
-                mic.reopen(cmd.split(" ", 1)[1])
-                error = ""
-            except DeviceError as e:
-                error = str(e)
-            assert mic.device is not None
-            reply(device=mic.device.name, error=error, is_open=mic.is_open)
-        elif cmd == "recover":  # what the app's idle retry does, every 0.5 s here
-            deadline = time.monotonic() + 20
-            error = "not tried"
-            while error and time.monotonic() < deadline:
-                try:
-                    mic.reopen(None, refresh=True)
-                    error = ""
-                except DeviceError as e:
-                    error = str(e)
-                    time.sleep(0.5)
-            errors.clear()
-            reply(error=error, is_open=mic.is_open)
-        elif cmd == "wait-error":
-            deadline = time.monotonic() + 10
-            while not errors and time.monotonic() < deadline:
-                time.sleep(0.02)
-            try:
-                mic.check()
-                check = ""
-            except DeviceError as e:
-                check = str(e)
-            reply(on_error=errors[0] if errors else "", check=check)
-        else:
-            reply(unknown=cmd)
-    mic.close()
-
-
-if __name__ == "__main__":
-    if sys.argv[1] == "child-devices":
-        _child_devices()
-    elif sys.argv[1] == "child-capture":
-        _child_capture(sys.argv[2], sys.argv[3])
-
-
 # --------------------------------------------------------------------------- key time -> audio
 
 
@@ -668,3 +559,113 @@ def test_cursor_read_until_leaves_the_rest_for_later() -> None:
     np.testing.assert_array_equal(cursor.read(until=1500), ramp(1000, 500))
     assert cursor.read(until=1200).size == 0
     np.testing.assert_array_equal(cursor.read(), ramp(1500, 1500))
+
+
+# --------------------------------------------------------------------------- child process
+
+
+def _child_devices() -> None:
+    from dictation.audio.mic import Microphone, list_input_devices
+
+    names = [d.name for d in list_input_devices()]
+    error = open_error = ""
+    try:
+        find_device("no-such-microphone")
+    except DeviceError as e:
+        error = str(e)
+    try:
+        Microphone("no-such-microphone").open()
+    except DeviceError as e:
+        open_error = str(e)
+    print(json.dumps({"names": names, "error": error, "open_error": open_error}), flush=True)
+
+
+def _child_capture(out_dir: str, rate: str) -> None:
+    """Commands: wait-audio, start, cue, stop, wait-error (see the tests above)."""
+    from dictation.audio.mic import Microphone
+
+    errors: list[str] = []
+    mic = Microphone(rate=int(rate) or None, on_error=lambda e: errors.append(str(e)))
+    try:
+        mic.open()
+    except DeviceError as e:  # e.g. no sound server yet
+        print(json.dumps({"device": None, "error": str(e)}), flush=True)
+    else:
+        assert mic.device is not None
+        print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}),
+              flush=True)
+    cursor: CaptureCursor | None = None
+    chunks: list[np.ndarray] = []
+
+    def reply(**kw: Any) -> None:
+        print(json.dumps(kw), flush=True)
+
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "wait-audio":
+            probe = CaptureCursor(mic.ring, mic.ring.position)
+            deadline = time.monotonic() + 10
+            heard = False
+            while not heard and time.monotonic() < deadline:
+                heard = bool(np.any(probe.read() != 0))
+                time.sleep(0.01)
+            reply(heard=heard)
+        elif cmd == "start":
+            at = mic.position_samples
+            cursor = mic.start_capture(pre_roll_s=1.5)
+            reply(pre_roll_samples=at - cursor.start_position)
+        elif cmd == "cue":
+            assert cursor is not None
+            chunks.append(cursor.read())
+            m0, m1 = mic.play_cue("start")
+            reply(mute_start=m0 - cursor.start_position, mute_end=m1 - cursor.start_position)
+        elif cmd == "stop":
+            assert cursor is not None
+            mic.stop_capture()
+            while not cursor.done:
+                chunks.append(cursor.read())
+                time.sleep(0.01)
+            path = Path(out_dir) / "captured.npy"
+            np.save(path, np.concatenate(chunks))
+            reply(npy=str(path), dropped=cursor.dropped_samples, error=mic.error and str(mic.error))
+        elif cmd.startswith("reopen "):
+            try:
+                mic.reopen(cmd.split(" ", 1)[1])
+                error = ""
+            except DeviceError as e:
+                error = str(e)
+            assert mic.device is not None
+            reply(device=mic.device.name, error=error, is_open=mic.is_open)
+        elif cmd == "recover":  # what the app's idle retry does, every 0.5 s here
+            deadline = time.monotonic() + 20
+            error = "not tried"
+            while error and time.monotonic() < deadline:
+                try:
+                    mic.reopen(None, refresh=True)
+                    error = ""
+                except DeviceError as e:
+                    error = str(e)
+                    time.sleep(0.5)
+            errors.clear()
+            reply(error=error, is_open=mic.is_open)
+        elif cmd == "wait-error":
+            deadline = time.monotonic() + 10
+            while not errors and time.monotonic() < deadline:
+                time.sleep(0.02)
+            try:
+                mic.check()
+                check = ""
+            except DeviceError as e:
+                check = str(e)
+            reply(on_error=errors[0] if errors else "", check=check)
+        else:
+            reply(unknown=cmd)
+    mic.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "child-devices":
+        _child_devices()
+    elif sys.argv[1] == "child-capture":
+        _child_capture(sys.argv[2], sys.argv[3])
+
