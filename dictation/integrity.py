@@ -11,6 +11,7 @@ in magnitude than :data:`MAX_ABS_WEIGHT`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def first_bad_tensor(tensors: Iterable[tuple[str, torch.Tensor]]) -> tuple[str, 
     for name, tensor in tensors:
         if not tensor.is_floating_point() or tensor.numel() == 0:
             continue
-        largest = float(tensor.detach().abs().amax())
+        low, high = torch.aminmax(tensor.detach())  # one pass, no copy (~15 ms for tiny.en)
+        lo, hi = float(low), float(high)
+        largest = math.nan if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
         if not largest <= MAX_ABS_WEIGHT:  # also true for NaN
             return name, largest
     return None

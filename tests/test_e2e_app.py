@@ -476,7 +476,7 @@ def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None
     mark = len(app.events())
     select_tray_menu_item(icon, ["Model", "tiny.en-copy"],
                           tray_menu_entries(models, "tiny.en", state="idle"))
-    event = app.wait_event("model_switched", mark, timeout=30)
+    event = app.wait_event("model_switched", mark, timeout=120)  # a load: slow under load
     assert event["id"] == "tiny.en-copy"
     assert app.control("status").startswith("idle model=tiny.en-copy")
 
