@@ -159,7 +159,7 @@ class World:
 @pytest.mark.parametrize("pressure", [True, False])
 def test_slow_recognizer_degrades_in_order_and_loses_nothing(tmp_path: Path,
                                                              pressure: bool) -> None:
-    """60 s of speech; an intermediate decode costs 1.5 s per 0.4 s of audio, an endpoint 0.3 s
+    """90 s of speech; an intermediate decode costs 1.5 s per 0.4 s of audio, an endpoint 0.3 s
     per 5 s: 3.8x slower than real time, 1.3x with fewer decodes, 0.06x at endpoints only.
     With back-pressure it goes to fewer decodes, then endpoints only; the backlog stays
     bounded. Without it the backlog grows past the 30 s ring buffer, and the spool still keeps
@@ -168,7 +168,7 @@ def test_slow_recognizer_degrades_in_order_and_loses_nothing(tmp_path: Path,
     from dictation.config import Config, UiConfig
     from dictation.eventlog import EventLog, read_events
 
-    world = World(speech_s=60.0)
+    world = World(speech_s=90.0)
     app = DictationApp(Config(ui=UiConfig(audio_cues=False)),
                        events=EventLog(tmp_path / "events.jsonl"), clock=world.clock,
                        focus=lambda: None)
@@ -199,15 +199,17 @@ def test_slow_recognizer_degrades_in_order_and_loses_nothing(tmp_path: Path,
     app.handle(Command("stop"))
     fed = np.concatenate(recognizer.made.fed)
     start = int(fed[0])
-    np.testing.assert_array_equal(fed, ramp(start, 60 * SAMPLE_RATE - start))  # all, in order
+    np.testing.assert_array_equal(fed, ramp(start, 90 * SAMPLE_RATE - start))  # all, in order
     events = read_events(tmp_path / "events.jsonl")
     assert not [e for e in events if e["event"] == "audio_dropped"]
     levels = [e["level"] for e in events if e["event"] == "back_pressure"]
+    print(f"back-pressure {pressure}: levels {levels[:6]}..., max backlog "
+          f"{world.max_backlog_s:.1f} s")
     if pressure:
         assert levels[:2] == [1, 2], levels  # fewer decodes first, then endpoints only
-        assert world.max_backlog_s < ENDPOINT_ONLY_S + 2.0, world.max_backlog_s
+        assert world.max_backlog_s < 2 * ENDPOINT_ONLY_S, world.max_backlog_s  # bounded
     else:
-        assert levels == [] and world.max_backlog_s > 15.0, world.max_backlog_s
+        assert levels == [] and world.max_backlog_s > 35.0, world.max_backlog_s  # > the ring
 
 
 def test_replace_keeps_streaming_config_frozen_fields() -> None:
