@@ -622,6 +622,11 @@ class DictationApp:
             seconds = (end - start) / SAMPLE_RATE
             self.events("audio_dropped", seconds=round(seconds, 3), at_sample=start)
             self.output.mark_gap(seconds)
+            if self.tray is not None:  # the tooltip says so while this dictation runs
+                from dictation.tray import TrayState
+
+                self.tray.set_state(TrayState.LISTENING,
+                                    f"{self.model_name}: {seconds:.1f} s of speech lost")
         self._gaps_reported = len(gaps)
 
     def _close_spool(self) -> None:
