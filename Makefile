@@ -18,7 +18,7 @@ HARNESS := $(SHARED)/harness
 BENCH_SET ?= $(SHARED)/data/dev
 PYTEST_ARGS ?=
 # Debian packages: PortAudio (sounddevice), libsndfile (soundfile), X test tools.
-DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip libgirepository1.0-dev libcairo2-dev \
+DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip xterm libgirepository1.0-dev libcairo2-dev \
 	pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 wtype wl-clipboard
 
 .PHONY: help run test lint typecheck pytest bench system-deps install install-test clean

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dictation import SAMPLE_RATE
-from dictation.commands import CONTROL_COMMANDS, Command, Request, dispatch
+from dictation.audio.spool import AudioSpool, BackPressure, CaptureDrain
+from dictation.commands import CONTROL_COMMANDS, Command, Request, Trigger, dispatch
 from dictation.config import (
     Config,
     ConfigWatcher,
@@ -53,6 +54,7 @@ from dictation.heap import release_free_memory
 from dictation.hotkey import Action
 from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
 from dictation.output import history
+from dictation.output.focus import WindowInfo, focused_window
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
 from dictation.output.replacements import ReplacementRules
 from dictation.output.vocabulary import bias_phrases
@@ -161,15 +163,24 @@ def output_settings(config: Config) -> OutputSettings:
 
 
 def notify_send(title: str, body: str) -> None:
-    """A desktop notification without a tray (notify-send), else only the log."""
+    """A desktop notification without a tray: notify-send, else the notification service over
+    D-Bus with gdbus (GLib's, present where notify-send is not installed), else only the log."""
     exe = shutil.which("notify-send")
-    if exe is None:
+    gdbus = shutil.which("gdbus")
+    if exe is not None:
+        command = [exe, "--app-name", NOTIFY_TITLE, title, body]
+    elif gdbus is not None:
+        command = [gdbus, "call", "--session", "--dest", "org.freedesktop.Notifications",
+                   "--object-path", "/org/freedesktop/Notifications", "--method",
+                   "org.freedesktop.Notifications.Notify", NOTIFY_TITLE, "0", "", title, body,
+                   "[]", "{}", "10000"]
+    else:
         return
     try:
-        subprocess.run([exe, "--app-name", NOTIFY_TITLE, title, body], timeout=5, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(command, timeout=5, check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("notify-send failed: %s", exc)
+        log.warning("notification failed: %s", exc)
 
 
 # --------------------------------------------------------------------------- the app
@@ -183,13 +194,17 @@ class DictationApp:
     def __init__(self, config: Config, *, watcher: ConfigWatcher | None = None,
                  with_tray: bool = False, events: EventLog | None = None,
                  load_model: Callable[[str], Recognizer] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 focus: Callable[[], WindowInfo | None] = focused_window) -> None:
         self.config = config
         self.watcher = watcher
         self.with_tray = with_tray
         self.events = events or EventLog(None)
         self._load_model = load_model
         self._clock = clock
+        self._focus = focus
+        self._stop_asked_at: float | None = None
+        """Time of a stop asked for but not yet handled: no audio after it is recognized."""
         self.commands: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self.state = State.STARTING
         self.error: str | None = None
@@ -219,6 +234,13 @@ class DictationApp:
         """The newest dictated texts, newest first (see :data:`RECENT_TEXTS`)."""
         self.session: Session | None = None
         self.cursor: CaptureCursor | None = None
+        self.spool: AudioSpool | None = None
+        self.drain: CaptureDrain | None = None
+        self.drain_in_thread = True
+        """Move audio from the ring into the spool on a thread (tests drive it by hand)."""
+        self.pressure = BackPressure()
+        self._base_streaming: StreamingConfig | None = None
+        self._gaps_reported = 0
         self.quitting = False
         self.exit_code = 0
         self._pending_model: str | None = None
@@ -234,10 +256,10 @@ class DictationApp:
         """Queue work for the worker (any thread, also signal handlers)."""
         self.commands.put(Request(command, arg))
 
-    def on_hotkey(self, action: Action) -> None:
-        """HotkeyListener callback (listener thread)."""
-        self.events("hotkey", action=action.value)
-        self.post(HOTKEY_COMMANDS[action])
+    def on_hotkey(self, action: Action, at: float) -> None:
+        """HotkeyListener callback (listener thread); ``at``: the tap's press time."""
+        self.events("hotkey", action=action.value, late_s=round(self._clock() - at, 3))
+        self.commands.put(self._triggered(HOTKEY_COMMANDS[action], at))
 
     def on_control(self, command: Command) -> str:
         """ControlServer handler (its thread): queue the command, answer at once."""
@@ -248,8 +270,23 @@ class DictationApp:
             return f"not started: {self.status()}"
         if command is Command.STOP and state is not State.LISTENING:
             return f"not stopped: {self.status()}"
-        self.post(command)
+        if command in (Command.START, Command.STOP, Command.TOGGLE):
+            self.commands.put(self._triggered(command, self._clock()))
+        else:
+            self.post(command)
         return f"{command.value} requested (was {state.value})"
+
+    def _triggered(self, command: Command, at: float) -> Request:
+        """(Listener / control thread) ``command`` asked at ``at``: a stop marks the audio after
+        ``at`` as not to be recognized at once; a start (or a toggle that may start) latches
+        the window focused now."""
+        stopping = command is Command.STOP or (command is Command.TOGGLE
+                                               and self.state is State.LISTENING)
+        if stopping:
+            if self._stop_asked_at is None:
+                self._stop_asked_at = at
+            return Request(command, trigger=Trigger(at, None))
+        return Request(command, trigger=Trigger(at, self._focus()))
 
     def status(self) -> str:
         """One line: state, model, microphone (and the error)."""
@@ -493,8 +530,11 @@ class DictationApp:
         if self._load_model is not None:
             return self._load_model(spec)
         from dictation.asr.recognizer import load_recognizer
+        from dictation.integrity import check_recognizer
 
-        return load_recognizer(spec)
+        recognizer = load_recognizer(spec)
+        check_recognizer(recognizer)  # corrupt weights: a ModelError naming the file
+        return recognizer
 
     def _load_initial_model(self) -> None:
         from dictation.asr.catalog import DEFAULT_MODEL_ID
@@ -562,6 +602,7 @@ class DictationApp:
                 self.output.end()
             if self.mic is not None:
                 self.mic.stop_capture()
+            self._close_spool()
             self.session = self.cursor = None
             if self.hotkey is not None:
                 self.hotkey.set_active(False)
@@ -578,12 +619,12 @@ class DictationApp:
     def listening(self) -> bool:
         return self.state is State.LISTENING
 
-    def start_dictation(self) -> None:
-        self._start()
+    def start_dictation(self, trigger: Trigger | None = None) -> None:
+        self._start(trigger)
 
-    def stop_dictation(self) -> None:
+    def stop_dictation(self, trigger: Trigger | None = None) -> None:
         if self.state is State.LISTENING:
-            self._stop()
+            self._stop(trigger)
 
     def quit(self) -> None:
         self.quitting = True
@@ -598,31 +639,45 @@ class DictationApp:
         self._switch_microphone(name)
 
     # --- dictation ------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _start(self, trigger: Trigger | None = None) -> None:
         if self.state is State.ERROR:
             self.notify("Cannot start dictation", self.error or "see the log")
             return
         if self.state is not State.IDLE or self.mic is None or self.recognizer is None:
             return
         try:
-            self.cursor = self.mic.start_capture(self.config.audio.pre_roll_s)
+            self.cursor = self.mic.start_capture(self.config.audio.pre_roll_s,
+                                                 at=trigger.at if trigger else None)
         except DeviceError as exc:
             self._fail(exc, "Microphone")
             return
         self.session = self.recognizer.open_session(streaming_config(
             self.config.recognizer, bias_phrases(self.config.replacements)))
+        self._base_streaming = self.session.config  # the family's settings filled in
+        self.spool = AudioSpool(self.cursor.start_position)
+        self.drain = CaptureDrain(self.cursor, self.spool)
+        if self.drain_in_thread:
+            self.drain.start()
+        self.pressure = BackPressure()
+        self._gaps_reported = 0
         self._audio_seen = False
+        self._stop_asked_at = None
         if self.hotkey is not None:
             self.hotkey.set_active(True)
         self.set_state(State.LISTENING)
         if self.config.ui.audio_cues:
             self.mic.play_cue("start")
-        self.output.begin()
+        last_key = self.hotkey.take_last_key() if self.hotkey is not None else None
+        self.output.begin(trigger.window if trigger is not None else "now", last_key)
 
     def listen_tick(self) -> None:
         """Recognize the audio that arrived since the last tick and deliver what it commits."""
         assert self.cursor is not None and self.session is not None
-        pcm = self.cursor.read()
+        assert self.spool is not None and self.drain is not None
+        self.drain.drain_once()
+        self._apply_back_pressure()
+        pcm = self.spool.read(self._hold_position())
+        self._report_gaps()
         if len(pcm):
             if not self._audio_seen:
                 self._audio_seen = True
@@ -634,18 +689,85 @@ class DictationApp:
             self._stop()
             self._fail(error, "Microphone")
 
-    def _stop(self) -> None:
-        """End the capture, recognize the rest, deliver it; back to idle."""
+    def _apply_back_pressure(self) -> None:
+        """Cut the recognizer's work down while it is behind, in the order
+        :mod:`dictation.audio.spool` states; back to normal once it caught up."""
+        assert self.spool is not None and self.session is not None
+        backlog_s = self.spool.pending / SAMPLE_RATE
+        level = self.pressure.level
+        if self.pressure.update(backlog_s) == level or self._base_streaming is None:
+            return
+        from dataclasses import replace
+
+        from dictation.audio.spool import SLOW_DECODE_FACTOR
+
+        base = self._base_streaming
+        config = base
+        if self.pressure.level == 1:  # fewer intermediate decodes
+            config = replace(base, decode_interval_s=base.decode_interval_s * SLOW_DECODE_FACTOR)
+        elif self.pressure.level == 2:  # commit at segment endpoints only
+            config = replace(base, catch_up_s=0.0)
+        self.session.config = config
+        self.events("back_pressure", level=self.pressure.level, backlog_s=round(backlog_s, 2))
+        log.info("recognizer %.1f s behind: back-pressure level %d", backlog_s,
+                 self.pressure.level)
+
+    def _report_gaps(self) -> None:
+        """Speech that could not be kept (spool full, file unwritable, ring overrun) is marked
+        in the journal and the user is told, once per gap."""
+        assert self.spool is not None
+        gaps = self.spool.gaps
+        for start, end in gaps[self._gaps_reported:]:
+            seconds = (end - start) / SAMPLE_RATE
+            self.events("audio_dropped", seconds=round(seconds, 3), at_sample=start)
+            self.output.mark_gap(seconds)
+            if self.tray is not None:  # the tooltip says so while this dictation runs
+                from dictation.tray import TrayState
+
+                self.tray.set_state(TrayState.LISTENING,
+                                    f"{self.model_name}: {seconds:.1f} s of speech lost")
+        self._gaps_reported = len(gaps)
+
+    def _close_spool(self) -> None:
+        if self.drain is not None:
+            self.drain.stop()
+        if self.spool is not None:
+            self.spool.close()
+        self.drain = self.spool = None
+
+    def _hold_position(self) -> int | None:
+        """Ring position from which audio waits (None: none waits): the start of a hotkey press
+        that may be the stop tap, or of a stop asked for and not yet handled. So audio after
+        the stop is never recognized, however late the worker handles the stop."""
+        times = [self._stop_asked_at]
+        if self.hotkey is not None:
+            times.append(self.hotkey.hold_since())
+        since = min((t for t in times if t is not None), default=None)
+        if since is None or self.mic is None:
+            return None
+        return self.mic.position_at(since)
+
+    def _stop(self, trigger: Trigger | None = None) -> None:
+        """End the capture at the stop (the tap's time), recognize the rest, deliver it; back
+        to idle."""
         assert self.mic is not None and self.session is not None
-        self.events("stopped")
+        at = trigger.at if trigger is not None else None
+        self.events("stopped", late_s=None if at is None else round(self._clock() - at, 3))
         if self.hotkey is not None:
             self.hotkey.set_active(False)
         self.set_state(State.FINISHING)
-        cursor = self.mic.stop_capture() or self.cursor
+        cursor = self.mic.stop_capture(at) or self.cursor
+        self._stop_asked_at = None
         if self.config.ui.audio_cues:
             self.mic.play_cue("stop")
         started = time.perf_counter()
-        rest = cursor.read() if cursor is not None else np.zeros(0, dtype=np.float32)
+        rest = np.zeros(0, dtype=np.float32)
+        if self.drain is not None and self.spool is not None:
+            self.drain.finish()
+            # the drain may have moved audio from after the stop already: never recognized
+            rest = self.spool.read(cursor.end_position if cursor is not None else None)
+            self._report_gaps()
+        self._close_spool()
         events = self.session.feed(rest) if len(rest) else []
         events += self.session.finish()
         recognized = time.perf_counter()
@@ -654,7 +776,12 @@ class DictationApp:
         self.output.end()
         if self.output.last_text and self.output.last_text not in self.recent[:1]:
             self.recent = [self.output.last_text, *self.recent][:RECENT_TEXTS]
-        self.events("finished", rest_s=round(len(rest) / SAMPLE_RATE, 3),
+        if self.hotkey is not None:
+            self.hotkey.take_last_key()  # keys pressed while dictating do not count for the next
+        capture: dict[str, int] = {}
+        if cursor is not None and cursor.end_position is not None:
+            capture = {"capture_start": cursor.start_position, "capture_end": cursor.end_position}
+        self.events("finished", rest_s=round(len(rest) / SAMPLE_RATE, 3), **capture,
                     recognize_s=round(recognized - started, 3),
                     deliver_s=round(time.perf_counter() - recognized, 3))
         self.session = self.cursor = None
@@ -683,10 +810,14 @@ class DictationApp:
                 self._next_mic_retry:
             self._next_mic_retry = self._clock() + MIC_RETRY_S
             try:
-                mic.reopen(mic.spec)
+                mic.reopen(mic.spec, refresh=True)  # a sound server may have (re)started
             except DeviceError as exc:
                 log.info("microphone still unavailable: %s", exc)
             else:
+                from dictation.audio.mic import list_input_devices
+
+                with contextlib.suppress(DeviceError):
+                    self.microphones = [d.name for d in list_input_devices()]
                 self.set_state(State.IDLE)
                 self.notify("Microphone", f"{mic.device} works again.")
         if self._clock() >= self._next_model_scan:
@@ -769,11 +900,10 @@ class DictationApp:
     def copy_last(self) -> None:
         from dictation.inject.clipboard import copy_to_clipboard
 
-        text = None
-        if self.journal is not None:
+        text = self.output.last_text  # the last dictation of this run
+        if not text and self.journal is not None:  # else of an earlier run
             with contextlib.suppress(DictationError):
                 text = self.journal.last_text()
-        text = text or self.output.last_text
         if not text:
             self.notify(NOTIFY_TITLE, "Nothing dictated yet.")
             return
@@ -824,9 +954,12 @@ def _signals_post_quit(app: DictationApp) -> Iterator[None]:
 
 
 def _configure_logging() -> None:
+    from dictation.logfile import add_log_file
+
     level = os.environ.get("DICTATION_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="dictation: %(levelname)s %(name)s: %(message)s")
+    add_log_file()
 
 
 def _tray_actions(app: DictationApp) -> Any:
@@ -884,7 +1017,12 @@ def run_app(config_path: Path | None, with_tray: bool) -> int:
     from dictation.control import ControlServer
 
     _configure_logging()
-    config = load_config(config_path)  # no file at the default location: the defaults
+    try:
+        config = load_config(config_path)  # no file at the default location: the defaults
+    except ConfigError as exc:  # started from a launcher, nobody sees the terminal
+        log.error("%s", exc)
+        notify_send("Dictation did not start", f"{exc}")
+        raise
     watcher = ConfigWatcher(config_path or default_config_path(), config)
     app = DictationApp(watcher.config, watcher=watcher, with_tray=with_tray,
                        events=EventLog.from_env())

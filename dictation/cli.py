@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dictation import SAMPLE_RATE, __version__
 from dictation.commands import CONTROL_COMMANDS, CONTROL_HELP, Command
-from dictation.errors import DictationError
+from dictation.errors import DeviceError, DictationError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +94,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add.add_argument("replacement", help="what to type instead, e.g. 'GitHub'")
     rm = vocab_sub.add_parser("rm", help="remove the rule for PATTERN")
     rm.add_argument("pattern")
+    sub.add_parser("doctor", help="check display, hotkey, microphone, typing, model, VAD, "
+                                  "config; PASS/FAIL with the fix")
     return parser
 
 
@@ -109,8 +112,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from dictation.asr.recognizer import load_recognizer
     from dictation.asr.replay import replay
     from dictation.audio.files import load_audio
+    from dictation.integrity import check_recognizer
 
     recognizer = load_recognizer(_model_id(args))
+    check_recognizer(recognizer)  # corrupt weights: refused, naming the file (exit 2)
     failures = 0
     for path in args.files:
         try:
@@ -167,7 +172,15 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_devices() -> int:
     from dictation.audio.mic import list_input_devices
 
-    for device in list_input_devices():
+    devices = list_input_devices()
+    if not devices:
+        server = os.environ.get("PULSE_SERVER")
+        raise DeviceError(
+            "No microphone found: no input device is connected, or the sound server "
+            f"(PulseAudio / PipeWire{', PULSE_SERVER=' + server if server else ''}) is not "
+            "running. Start it (e.g. `systemctl --user start pipewire-pulse` or "
+            "`pulseaudio --start`) or connect a microphone, then try again.")
+    for device in devices:
         default = " (default)" if device.is_default else ""
         print(f"{device.index:>3}  {device.name}{default}  {device.default_samplerate:.0f} Hz")
     return 0
@@ -267,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_history(args)
         if command == "vocab":
             return cmd_vocab(args)
+        if command == "doctor":
+            from dictation.doctor import run_doctor
+
+            return run_doctor(args.config)
     except DictationError as exc:
         print(f"dictation: {exc}", file=sys.stderr)
         return 2

@@ -51,35 +51,70 @@ CONTROL_HELP: dict[Command, str] = {
 """One line of help per control command (the CLI's subcommand help)."""
 
 
-class Request:
-    """One posted command and its argument (see :class:`Command` for which take one).
-    Immutable. (A plain class: a dataclass would import ``inspect``, doubling the start-up
-    cost of ``dictation toggle``.)"""
+class Trigger:
+    """When and where the user asked to start or stop: ``at`` is the key event's time (seconds
+    of ``time.monotonic``, the hotkey listener's and the microphone's clock; for a control
+    request, when it arrived) and ``window`` the window focused then (a
+    :class:`dictation.output.focus.WindowInfo`, the one a dictation started then types into;
+    None for a stop, or when unknown). The worker may handle the command much later on a busy
+    machine; the capture still starts and ends at ``at``. Immutable."""
 
-    __slots__ = ("command", "arg")
+    __slots__ = ("at", "window")
+    at: float
+    window: WindowInfo | None
+
+    def __init__(self, at: float, window: WindowInfo | None) -> None:
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "window", window)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Trigger is immutable (tried to set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trigger) and (self.at, self.window) == (other.at, other.window)
+
+    def __hash__(self) -> int:
+        return hash((self.at, self.window))
+
+    def __repr__(self) -> str:
+        return f"Trigger({self.at!r}, {self.window!r})"
+
+
+class Request:
+    """One posted command, its argument (see :class:`Command` for which take one) and, for a
+    start, stop or toggle, its :class:`Trigger` (None: now, the window focused when the worker
+    starts). Immutable. (A plain class: a dataclass would import ``inspect``, doubling the
+    start-up cost of ``dictation toggle``.)"""
+
+    __slots__ = ("command", "arg", "trigger")
     command: Command
     arg: str | None
+    trigger: Trigger | None
 
-    def __init__(self, command: Command, arg: str | None = None) -> None:
+    def __init__(self, command: Command, arg: str | None = None,
+                 trigger: Trigger | None = None) -> None:
         object.__setattr__(self, "command", command)
         object.__setattr__(self, "arg", arg)
+        object.__setattr__(self, "trigger", trigger)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Request is immutable (tried to set {name})")
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Request) and self.command is other.command
-                and self.arg == other.arg)
+                and self.arg == other.arg and self.trigger == other.trigger)
 
     def __hash__(self) -> int:
-        return hash((self.command, self.arg))
+        return hash((self.command, self.arg, self.trigger))
 
     def __repr__(self) -> str:
-        return f"Request({self.command!s}, {self.arg!r})"
+        return f"Request({self.command!s}, {self.arg!r}, {self.trigger!r})"
 
 
 if TYPE_CHECKING:  # a Protocol is only a type: typing stays out of `dictation toggle`
     from typing import Protocol
+
+    from dictation.output.focus import WindowInfo
 
     class CommandHandlers(Protocol):
         """What :func:`dispatch` drives (the app implements it; each method runs on the
@@ -90,9 +125,9 @@ if TYPE_CHECKING:  # a Protocol is only a type: typing stays out of `dictation t
             """Whether a dictation is running (decides what ``toggle`` means)."""
             ...
 
-        def start_dictation(self) -> None: ...
+        def start_dictation(self, trigger: Trigger | None) -> None: ...
 
-        def stop_dictation(self) -> None: ...
+        def stop_dictation(self, trigger: Trigger | None) -> None: ...
 
         def quit(self) -> None: ...
 
@@ -105,41 +140,41 @@ if TYPE_CHECKING:  # a Protocol is only a type: typing stays out of `dictation t
         def open_settings(self) -> None: ...
 
 
-def _start(h: CommandHandlers, _arg: str | None) -> None:
-    h.start_dictation()
+def _start(h: CommandHandlers, r: Request) -> None:
+    h.start_dictation(r.trigger)
 
 
-def _stop(h: CommandHandlers, _arg: str | None) -> None:
-    h.stop_dictation()
+def _stop(h: CommandHandlers, r: Request) -> None:
+    h.stop_dictation(r.trigger)
 
 
-def _toggle(h: CommandHandlers, arg: str | None) -> None:
-    (_stop if h.listening else _start)(h, arg)
+def _toggle(h: CommandHandlers, r: Request) -> None:
+    (_stop if h.listening else _start)(h, r)
 
 
-def _quit(h: CommandHandlers, _arg: str | None) -> None:
+def _quit(h: CommandHandlers, _r: Request) -> None:
     h.quit()
 
 
-def _select_model(h: CommandHandlers, arg: str | None) -> None:
-    if not arg:
+def _select_model(h: CommandHandlers, r: Request) -> None:
+    if not r.arg:
         raise ValueError("select_model needs a model name")
-    h.select_model(arg)
+    h.select_model(r.arg)
 
 
-def _select_mic(h: CommandHandlers, arg: str | None) -> None:
-    h.select_microphone(arg)
+def _select_mic(h: CommandHandlers, r: Request) -> None:
+    h.select_microphone(r.arg)
 
 
-def _copy_last(h: CommandHandlers, _arg: str | None) -> None:
+def _copy_last(h: CommandHandlers, _r: Request) -> None:
     h.copy_last()
 
 
-def _open_settings(h: CommandHandlers, _arg: str | None) -> None:
+def _open_settings(h: CommandHandlers, _r: Request) -> None:
     h.open_settings()
 
 
-HANDLERS: dict[Command, Callable[[CommandHandlers, str | None], None]] = {
+HANDLERS: dict[Command, Callable[[CommandHandlers, Request], None]] = {
     Command.TOGGLE: _toggle,
     Command.START: _start,
     Command.STOP: _stop,
@@ -156,7 +191,7 @@ answers itself without queuing)."""
 def dispatch(handlers: CommandHandlers, request: Request) -> None:
     """Carry out ``request`` on the worker. Raises KeyError for STATUS (not a worker command)
     and ValueError for a missing required argument."""
-    HANDLERS[request.command](handlers, request.arg)
+    HANDLERS[request.command](handlers, request)
 
 
 def parse_control_command(text: str, allowed: tuple[Command, ...]) -> Command:

@@ -25,3 +25,12 @@ class DeviceError(DictationError):
 
 class InjectionError(DictationError):
     """Text could not be typed into the focused window (it is kept in the journal)."""
+
+
+class FocusLost(InjectionError):
+    """Typing stopped because the keyboard focus left the window dictation types into;
+    ``typed`` characters (code points of the NFC text) reached that window before."""
+
+    def __init__(self, message: str, typed: int) -> None:
+        super().__init__(message)
+        self.typed = typed

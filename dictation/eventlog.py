@@ -2,11 +2,13 @@
 
 When the environment variable ``DICTATION_EVENT_LOG`` names a file, the app appends one JSON
 object per line: ``{"event": name, "t": time.time() (wall-clock seconds), ...fields}``.
-Events: ``ready``, ``hotkey`` (action), ``recording_started`` (first audio read),
-``commit`` (text, typed), ``typed`` (text, after the injector returned), ``held`` (text kept
-back), ``stopped`` (the stop command handled), ``finished`` (the last text typed),
-``model_switched`` (id), ``state`` (name), ``error`` (message). Without the variable nothing is
-written.
+Events: ``ready``, ``hotkey`` (action, late_s: how long after the key press the listener
+reported it), ``recording_started`` (first audio read), ``commit`` (text, typed), ``typed``
+(text, after the injector returned), ``held`` (text kept back), ``stopped`` (the stop command
+handled; late_s after the stop tap), ``finished`` (the last text typed; capture_start /
+capture_end: the capture's ring positions in 16 kHz samples), ``back_pressure`` (level,
+backlog_s), ``audio_dropped`` (seconds, at_sample), ``gap`` (seconds), ``model_switched`` (id),
+``state`` (name), ``error`` (message). Without the variable nothing is written.
 """
 
 from __future__ import annotations

@@ -25,7 +25,10 @@ Gesture (defaults; all times in seconds of the clock the events are stamped with
 
 :class:`DoubleTapDetector` is that state machine, with no threads and no pynput.
 :class:`HotkeyListener` is the edge: a pynput listener thread that feeds it with
-``time.monotonic()`` stamps and calls back with the actions.
+``time.monotonic()`` stamps and calls back with the actions. On X11 the stamps are the X
+server's own event times mapped to that clock (:class:`ServerClock`), so a listener thread
+that runs late on a busy machine neither squeezes two taps into an auto-repeat pair nor makes
+a stop tap later than it was.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ lock (letters, caps_lock, num_lock) are left out: tapping them twice would chang
 PROBE_KEY = "shift_r"
 """Harmless key tapped to find out when the listener really hears keys (``shift_l`` if the
 hotkey is ``shift_r``)."""
+
+
+MODIFIER_KEYS = frozenset({"shift", "shift_l", "shift_r", "ctrl", "ctrl_l", "ctrl_r", "alt",
+                           "alt_l", "alt_r", "alt_gr", "cmd", "cmd_l", "cmd_r", "caps_lock",
+                           "num_lock"})
+"""Keys that change no text by themselves (not remembered as the user's last key)."""
 
 
 class Action(enum.Enum):
@@ -104,6 +113,10 @@ class DoubleTapDetector:
         self._unconfirmed: tuple[float, float] | None = None  # (press, release) of a fresh tap
         self._first_tap_release: float | None = None  # a lone first tap waiting for its second
         self._burst_release: float | None = None  # release of the last tap of a fired burst
+        self._stop_at: float | None = None  # press of the tap that fired STOP (while active)
+        self.action_at: float | None = None
+        """Press time of the tap that completed the newest action (the second tap of START,
+        the tap of STOP): when the user asked, however late the action is confirmed."""
 
     # --- inputs ---------------------------------------------------------------------------
     def set_active(self, active: bool) -> None:
@@ -111,6 +124,7 @@ class DoubleTapDetector:
         if active != self.active:
             self.active = active
             self._first_tap_release = None
+        self._stop_at = None
 
     def mute_until(self, t: float) -> None:
         """Treat events stamped before ``t`` as the app's own (extends, never shortens)."""
@@ -171,6 +185,20 @@ class DoubleTapDetector:
             return self._confirm()
         return None
 
+    def hold_since(self, t: float) -> float | None:
+        """While active: the press time of a hotkey press at ``t`` that is, or may still become,
+        the stop tap (held no longer than ``max_tap_s``, released but not yet confirmed, or the
+        tap that fired STOP); None when there is none. Audio from then on must wait: it is
+        after the stop if that press turns out to be the stop tap."""
+        if not self.active:
+            return None
+        candidates = [self._stop_at]
+        if self._unconfirmed is not None:
+            candidates.append(self._unconfirmed[0])
+        if self._down_since is not None and self._clean and t - self._down_since <= self.max_tap_s:
+            candidates.append(self._down_since)
+        return min((c for c in candidates if c is not None), default=None)
+
     def next_deadline(self) -> float | None:
         """When :meth:`poll` can next confirm a tap (None: nothing to confirm)."""
         if self._unconfirmed is None:
@@ -185,6 +213,7 @@ class DoubleTapDetector:
         self._unconfirmed = None
         self._first_tap_release = None
         self._burst_release = None
+        self._stop_at = None
 
     # --- internals ------------------------------------------------------------------------
     def _other_key(self) -> None:
@@ -208,13 +237,42 @@ class DoubleTapDetector:
         self._burst_release = None
         if self.active:
             self._burst_release = released
+            self._stop_at = self.action_at = pressed
             return Action.STOP
         if self._first_tap_release is not None and pressed - self._first_tap_release <= window:
             self._first_tap_release = None
             self._burst_release = released
+            self.action_at = pressed
             return Action.START
         self._first_tap_release = released
         return None
+
+
+class ServerClock:
+    """Maps X server event times (milliseconds, 32 bits, wrapping after 49.7 days) to the
+    local clock. Heuristic *earliest-arrival anchor*: an event reaches the listener after it
+    happened, so ``arrival - server time`` is at least the clocks' true offset; the smallest
+    value seen is taken as the offset. Mapped times never decrease and never lie after the
+    arrival."""
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+        self._last_raw: int | None = None
+        self._wraps = 0
+        self._last = float("-inf")
+
+    def to_local(self, server_ms: int, arrived: float) -> float:
+        """The local time (seconds) of an event stamped ``server_ms`` that arrived at
+        ``arrived`` (local seconds)."""
+        if self._last_raw is not None and server_ms < self._last_raw - 2**31:
+            self._wraps += 1
+        self._last_raw = server_ms
+        server_s = (server_ms + self._wraps * 2**32) / 1000.0
+        offset = arrived - server_s
+        if self._offset is None or offset < self._offset:
+            self._offset = offset
+        self._last = max(self._last, min(arrived, server_s + self._offset))
+        return self._last
 
 
 def key_name(key: Any) -> str:
@@ -234,12 +292,14 @@ def key_name(key: Any) -> str:
 class HotkeyListener:
     """Global hotkey on X11 (and macOS/Windows) through a pynput keyboard listener thread.
 
-    ``on_action`` is called on the listener's thread (or a short timer thread) with each
-    :class:`Action`; keep it quick (queue the work). Call :meth:`set_active` whenever dictation
-    starts or stops, and wrap the app's own typing in :meth:`muted`.
+    ``on_action(action, at)`` is called on the listener's thread (or a short timer thread) with
+    each :class:`Action` and the press time of the tap that completed it (seconds of ``clock``,
+    stamped when the listener heard the key); keep it quick (queue the work). Call
+    :meth:`set_active` whenever dictation starts or stops, and wrap the app's own typing in
+    :meth:`muted`.
     """
 
-    def __init__(self, on_action: Callable[[Action], None], key: str = DEFAULT_HOTKEY,
+    def __init__(self, on_action: Callable[[Action, float], None], key: str = DEFAULT_HOTKEY,
                  double_tap_window_s: float = 0.4, max_tap_s: float = 0.35, *,
                  on_live: Callable[[], None] | None = None, probe_timeout_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -259,6 +319,9 @@ class HotkeyListener:
         self._readiness: threading.Thread | None = None
         self.error: DictationError | None = None
         """Why the listener never became live (None while starting or once live)."""
+        self._last_key: str | None = None
+        self._server_clock = ServerClock()
+        self._event_ms: int | None = None  # X server time of the event being handled
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -272,12 +335,30 @@ class HotkeyListener:
                 here = [n for n in HOTKEY_NAMES if hasattr(keyboard.Key, n)]
                 raise ConfigError(f"hotkey {name!r} does not exist on this platform; use one "
                                   f"of: {', '.join(here)}")
-        self._listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
+        self._listener = self._stamped(keyboard.Listener)(on_press=self._on_press,
+                                                          on_release=self._on_release)
         self._listener.daemon = True
         self._listener.start()
         self._readiness = threading.Thread(target=self._become_live, args=(keyboard,),
                                            name="hotkey-readiness", daemon=True)
         self._readiness.start()
+
+    def _stamped(self, listener_class: Any) -> Any:
+        """pynput's X11 listener, remembering each event's X server time for :meth:`_feed`
+        (other platforms: the class as it is)."""
+        if not hasattr(listener_class, "_handle_message"):
+            return listener_class
+        owner = self
+
+        class StampedListener(listener_class):
+            def _handle_message(self, display: Any, event: Any, injected: bool) -> None:
+                owner._event_ms = getattr(event, "time", None)
+                try:
+                    super()._handle_message(display, event, injected)
+                finally:
+                    owner._event_ms = None
+
+        return StampedListener
 
     def wait_live(self, timeout: float | None = None) -> bool:
         """Block until the listener provably hears keys (True) or ``timeout`` s pass (False)."""
@@ -328,6 +409,18 @@ class HotkeyListener:
         with self._lock:
             self.detector.set_active(active)
 
+    def take_last_key(self) -> str | None:
+        """The last key (not a modifier, not the hotkey, not the app's own typing) the user
+        pressed since the previous call, as :func:`key_name` names it; None: none."""
+        with self._lock:
+            key, self._last_key = self._last_key, None
+        return key
+
+    def hold_since(self) -> float | None:
+        """See :meth:`DoubleTapDetector.hold_since` (now, on ``clock``)."""
+        with self._lock:
+            return self.detector.hold_since(self._clock())
+
     @contextlib.contextmanager
     def muted(self, tail_s: float = 0.25) -> Iterator[None]:
         """Mute the hotkey while the app types, and ``tail_s`` seconds after, so its own
@@ -353,17 +446,23 @@ class HotkeyListener:
         # process (reported directly); they come back through X RECORD as injected=False too.
         if injected or self._stopping.is_set():
             return
+        t = self._clock()
+        if self._event_ms is not None:
+            t = self._server_clock.to_local(int(self._event_ms), t)
         name = key_name(key)
         if not self._live.is_set():
             if name == self._probe_key:
                 self._probe_heard.set()
             return
-        t = self._clock()
         with self._lock:
+            if pressed and name != self.key and name not in MODIFIER_KEYS \
+                    and not self.detector.is_muted(t):
+                self._last_key = name
             feed = self.detector.press if pressed else self.detector.release
             action = feed(name, t)
+            at = self.detector.action_at
             self._schedule_poll()
-        self._emit(action)
+        self._emit(action, at)
 
     def _schedule_poll(self) -> None:
         """(Lock held) arrange a :meth:`DoubleTapDetector.poll` at its next deadline."""
@@ -380,15 +479,16 @@ class HotkeyListener:
     def _on_timer(self) -> None:
         with self._lock:
             action = self.detector.poll(self._clock())
+            at = self.detector.action_at
             if action is None and self.detector.next_deadline() is not None:
                 self._schedule_poll()  # woke a little early
-        self._emit(action)
+        self._emit(action, at)
 
-    def _emit(self, action: Action | None) -> None:
+    def _emit(self, action: Action | None, at: float | None) -> None:
         if action is None or self._stopping.is_set():
             return
         try:
-            self._on_action(action)
+            self._on_action(action, self._clock() if at is None else at)
         except Exception:  # a failing callback must not kill the listener thread
             log.exception("hotkey action handler failed for %s", action)
 

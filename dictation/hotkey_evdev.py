@@ -151,7 +151,7 @@ class EvdevHotkeyListener(HotkeyListener):
     detector, timers, :meth:`muted` and :meth:`set_active`; live as soon as the devices are
     open."""
 
-    def __init__(self, on_action: Callable[[Action], None], key: str = DEFAULT_HOTKEY,
+    def __init__(self, on_action: Callable[[Action, float], None], key: str = DEFAULT_HOTKEY,
                  double_tap_window_s: float = 0.4, max_tap_s: float = 0.35, *,
                  paths: Iterable[str] | None = None) -> None:
         super().__init__(on_action, key, double_tap_window_s, max_tap_s)

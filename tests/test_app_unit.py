@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dictation import SAMPLE_RATE
 from dictation.app import (
     DictationApp,
     State,
@@ -33,11 +34,11 @@ from dictation.config import (
     TypingConfig,
     UiConfig,
 )
-from dictation.errors import DeviceError, InjectionError, ModelError
+from dictation.errors import DeviceError, FocusLost, InjectionError, ModelError
 from dictation.eventlog import EventLog, read_events
 from dictation.inject.keystate import ModifierWatch
 from dictation.output.focus import WindowInfo
-from dictation.output.pipeline import OutputPipeline, OutputSettings
+from dictation.output.pipeline import OutputPipeline, OutputSettings, key_keeps_context
 from dictation.output.replacements import ReplacementRules, ReplacementStream
 
 EDITOR = WindowInfo(11, "Gedit", "notes.txt")
@@ -69,8 +70,13 @@ class FakeTypist:
 class FakeJournal:
     entries: list[tuple[str, str | None, bool]] = field(default_factory=list)
 
+    sessions: int = 0
+
     def append(self, text: str, *, window_class: str | None, typed: bool) -> None:
         self.entries.append((text, window_class, typed))
+
+    def new_session(self) -> None:
+        self.sessions += 1
 
 
 @dataclass
@@ -87,9 +93,21 @@ class Desk:
     muted_depth: int = 0
     typed_while_muted: list[bool] = field(default_factory=list)
     key_waits: int = 0
+    received: dict[int | None, str] = field(default_factory=dict)
+    """What each window got, character by character (window id -> text)."""
+    switch_after: int | None = None
+    """Activate OTHER once this many characters were typed (the user clicks mid-word)."""
+
+    def receive(self, text: str) -> None:
+        for ch in text:
+            key = self.window.id if self.window is not None else None
+            self.received[key] = self.received.get(key, "") + ch
+            if self.switch_after is not None and sum(map(len, self.received.values())) \
+                    >= self.switch_after:
+                self.window = OTHER
 
     def pipeline(self, rules: tuple[Replacement, ...] = (), terminal_mode: str = "paste",
-                 paster: bool = True) -> OutputPipeline:
+                 paster: bool = True, guards_focus: bool = True) -> OutputPipeline:
         settings = OutputSettings(terminal_mode=terminal_mode, rules=ReplacementRules(rules))
         desk = self
 
@@ -97,8 +115,23 @@ class Desk:
             def type_text(self, text: str, terminal: bool = False) -> None:
                 desk.typed_while_muted.append(desk.muted_depth > 0)
                 super().type_text(text, terminal)
+                desk.receive(text)
 
-        self.typist = Watching()
+        class Guarding(FakeTypist):
+            """Like XTEST typing given the target window: checks the focus per character."""
+
+            guards_focus = True
+
+            def type_text(self, text: str, terminal: bool = False,
+                          window: int | None = None) -> None:
+                desk.typed_while_muted.append(desk.muted_depth > 0)
+                for typed, ch in enumerate(text):
+                    if window is not None and (desk.window is None or desk.window.id != window):
+                        raise FocusLost("the focus left", typed)
+                    desk.receive(ch)
+                super().type_text(text, terminal)
+
+        self.typist = Guarding() if guards_focus else Watching()
         self.paster = Watching()
         return OutputPipeline(
             self.typist, settings, paster=self.paster if paster else None,
@@ -197,7 +230,7 @@ def test_commits_are_typed_as_they_come_with_their_spacing() -> None:
     assert desk.clipboard == [] and desk.notes == []
     # 4 pieces, then the closing "!", held until the end in case a spoken mark replaced it
     assert [name for name, _ in desk.events].count("typed") == 5
-    assert pipeline.last_text == "Ask not!"
+    assert pipeline.last_text == "And so my fellow Ask not!"  # the whole dictation
 
 
 def test_replacements_and_nfc_reach_the_window() -> None:
@@ -234,13 +267,40 @@ def test_focus_moved_away_types_nothing_more_and_keeps_the_text() -> None:
     assert "".join(held) == " Sir, thank you again."  # each mark held until what follows
 
 
+@pytest.mark.parametrize("guards_focus", [True, False])
+def test_focus_moved_mid_word_sends_not_one_character_to_the_other_window(
+        guards_focus: bool) -> None:
+    """The user activates another window while "Printing" is being typed (after "Pr"): the
+    other window gets nothing; the rest is held. With a typist that checks the focus itself
+    (XTEST) and with one that does not (the pipeline then types one character at a time)."""
+    desk = Desk(switch_after=2)
+    pipeline = desk.pipeline(guards_focus=guards_focus)
+    run(pipeline, [*commits("Printing", " in the"), eos("Printing in the")])
+    assert desk.received == {EDITOR.id: "Pr"}
+    assert pipeline.held == "inting in the"
+    assert len(desk.notes) == 1 and "Inbox" in desk.notes[0][1]
+    assert desk.journal.entries == [("Printing in the", "Gedit", False)]
+
+
 def test_terminal_gets_one_paste_per_segment_never_ctrl_v() -> None:
-    desk = Desk(window=XTERM)
+    desk = Desk(window=WindowInfo(16, "kitty", "bash"))
     run(desk.pipeline(), [*commits("ls", " -l"), eos("ls -l"),
                           *commits(" echo", " done", segment=1), eos("echo done", 1)])
     assert desk.typist.calls == []
     assert desk.paster.calls == [("ls -l", True), (" echo done", True)]
-    assert desk.journal.entries == [("ls -l", "XTerm", True), ("echo done", "XTerm", True)]
+    assert desk.journal.entries == [("ls -l", "kitty", True), ("echo done", "kitty", True)]
+
+
+def test_xterm_without_a_ctrl_shift_v_paste_is_typed_even_in_paste_mode() -> None:
+    """xterm/uxterm bind no Ctrl+Shift+V: the per-terminal table types into them."""
+    for window in (XTERM, WindowInfo(14, "UXTerm", "bash")):
+        desk = Desk(window=window)
+        run(desk.pipeline(terminal_mode="paste"), [*commits("git", " status"), eos("git")])
+        assert desk.paster.calls == []
+        assert desk.typist.text == "git status"
+    desk = Desk(window=WindowInfo(15, "Gnome-terminal", "bash"))
+    run(desk.pipeline(terminal_mode="paste"), [*commits("ls"), eos("ls")])
+    assert desk.paster.calls == [("ls", True)]
 
 
 def test_terminal_type_mode_types_whole_phrases_with_terminal_conventions() -> None:
@@ -255,14 +315,17 @@ def test_terminal_without_clipboard_tool_is_typed() -> None:
     desk = Desk(window=XTERM)
     run(desk.pipeline(paster=False), [*commits("make"), eos("make")])
     assert desk.typist.calls == [("make", True)]
+    desk = Desk(window=XTERM)
+    run(desk.pipeline(paster=False, guards_focus=False), [*commits("make"), eos("make")])
+    assert desk.typist.calls == [(ch, True) for ch in "make"]  # focus checked per character
 
 
 def test_open_segment_is_delivered_at_the_end() -> None:
-    desk = Desk(window=XTERM)
+    desk = Desk(window=WindowInfo(16, "kitty", "bash"))
     run(desk.pipeline(rules=(Replacement("check mark", "✓"),)),
         [*commits("tick", " check")])  # stopped before the segment closed
     assert desk.paster.calls == [("tick check", True)]
-    assert desk.journal.entries == [("tick check", "XTerm", True)]
+    assert desk.journal.entries == [("tick check", "kitty", True)]
 
 
 def test_injection_error_keeps_the_text_on_the_clipboard_and_in_the_journal() -> None:
@@ -312,6 +375,67 @@ def test_second_dictation_in_the_same_window_continues_after_a_space() -> None:
     assert desk.typist.text == "First. Second.Third."
 
 
+def test_held_text_keeps_the_spaces_between_sentences_when_nothing_was_typed() -> None:
+    """The focus moved before the first word: every segment is held, one space apart."""
+    desk = Desk()
+    pipeline = desk.pipeline()
+    pipeline.begin()
+    desk.window = OTHER
+    for event in [*commits("And so my fellow Americans."), eos("And so my fellow Americans."),
+                  *commits(" Ask not.", segment=1), eos("Ask not.", 1),
+                  *commits("What your country", segment=2), eos("What your country", 2)]:
+        pipeline.handle(event)
+    pipeline.end()
+    expected = "And so my fellow Americans. Ask not. What your country"
+    assert desk.typist.text == ""
+    assert pipeline.held == expected and desk.clipboard[-1] == expected
+    assert pipeline.last_text == expected  # "Copy last transcript": the whole dictation
+
+
+def test_a_new_dictation_after_the_user_emptied_the_field_starts_without_a_space() -> None:
+    desk = Desk()
+    pipeline = desk.pipeline()
+    run(pipeline, [*commits("First."), eos("First.")])
+    pipeline.begin(last_key="backspace")  # the user deleted the text (or sent it: Return)
+    for event in [*commits("Second."), eos("Second.")]:
+        pipeline.handle(event)
+    pipeline.end()
+    pipeline.begin(last_key="'x'")  # the user typed on after it: continue after a space
+    for event in [*commits("Third."), eos("Third.")]:
+        pipeline.handle(event)
+    pipeline.end()
+    assert desk.typist.text == "First.Second. Third."
+    assert [key_keeps_context(k) for k in (None, "'a'", '"\'"', "enter", "space", "' '",
+                                           "'\\x01'", "delete")] == [
+        True, True, True, False, False, False, False, False]
+
+
+def test_copy_last_copies_the_whole_last_dictation(worker: tuple[DictationApp, Desk],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import dictation.inject.clipboard as clipboard
+
+    app, desk = worker
+    copied: list[str] = []
+    monkeypatch.setattr(clipboard, "copy_to_clipboard", copied.append)
+    assert isinstance(app.recognizer, FakeRecognizer)
+    app.recognizer.words = ["Ask not.", " What your country."]
+    app.handle(Request(Command.START))
+    session = app.recognizer.sessions[-1]
+    original_finish = session.finish
+
+    def two_segments() -> list[Event]:  # the second sentence is a segment of its own
+        events = original_finish()
+        return [EndOfSegment("Ask not.", 1.0, 0), *[
+            replace(e, segment=1) if isinstance(e, Commit) else e for e in events[:-1]],
+            EndOfSegment("What your country.", 2.0, 1)]
+
+    monkeypatch.setattr(session, "finish", two_segments)
+    app.listen_tick()
+    app.handle(Request(Command.STOP))
+    app.handle(Request(Command.COPY_LAST))
+    assert copied == ["Ask not. What your country."]
+
+
 def test_handle_outside_a_dictation_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         Desk().pipeline().handle(Commit("x", 0.0, 0))
@@ -324,9 +448,18 @@ class FakeCursor:
     def __init__(self, chunks: list[np.ndarray]) -> None:
         self.chunks = chunks
         self.stopped = False
+        self.start_position = 0
+        self.position = 0
+        self.end_position: int | None = None
 
-    def read(self) -> np.ndarray:
-        return self.chunks.pop(0) if self.chunks else np.zeros(0, dtype=np.float32)
+    def read(self, until: int | None = None) -> np.ndarray:
+        pcm = self.chunks.pop(0) if self.chunks else np.zeros(0, dtype=np.float32)
+        self.position += len(pcm)
+        return pcm
+
+    @property
+    def done(self) -> bool:
+        return self.stopped and not self.chunks
 
 
 @dataclass
@@ -345,20 +478,25 @@ class FakeMic:
         self.cursor: FakeCursor | None = None
         self.bad_specs: set[str] = set()
 
-    def start_capture(self, pre_roll_s: float = 0.5) -> FakeCursor:
+    def start_capture(self, pre_roll_s: float = 0.5, at: float | None = None) -> FakeCursor:
         self.check()
         self.cursor = FakeCursor(self.chunks)
         return self.cursor
 
-    def stop_capture(self) -> FakeCursor | None:
+    def position_at(self, t: float | None) -> int:
+        return 0
+
+    def stop_capture(self, at: float | None = None) -> FakeCursor | None:
         cursor, self.cursor = self.cursor, None
+        if cursor is not None:
+            cursor.stopped = True
         return cursor
 
     def check(self) -> None:
         if self.error is not None:
             raise self.error
 
-    def reopen(self, spec: str | int | None) -> None:
+    def reopen(self, spec: str | int | None, refresh: bool = False) -> None:
         if spec in self.bad_specs:
             raise DeviceError(f"No input device matches {spec!r}; available inputs: pulse")
         self.spec, self.error = spec, None
@@ -378,10 +516,13 @@ class FakeSession:
     def __init__(self, words: list[str]) -> None:
         self.words = words
         self.fed = 0
+        self.last_sample: float | None = None
         self.committed = ""
 
     def feed(self, pcm: np.ndarray) -> list[Event]:
         self.fed += len(pcm)
+        if len(pcm):
+            self.last_sample = float(pcm[-1])
         if not len(pcm) or not self.words:
             return []
         text = self.words.pop(0)
@@ -424,10 +565,12 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Di
         loaded.append(spec)
         return FakeRecognizer(spec)
 
-    app = DictationApp(Config(ui=UiConfig(audio_cues=True)),
-                       events=EventLog(tmp_path / "events.jsonl"), load_model=load)
     desk = Desk()
+    app = DictationApp(Config(ui=UiConfig(audio_cues=True)),
+                       events=EventLog(tmp_path / "events.jsonl"), load_model=load,
+                       focus=lambda: desk.window)
     app.output = desk.pipeline()
+    app.drain_in_thread = False  # the test's thread moves the audio (each listen_tick)
     notes: list[tuple[str, str]] = desk.notes
     monkeypatch.setattr(app, "notify", lambda title, body: notes.append((title, body)))
     app.mic = FakeMic([chunk(), chunk(), chunk(), chunk()])  # type: ignore[assignment]
@@ -461,6 +604,57 @@ def test_start_listen_stop_types_everything(worker: tuple[DictationApp, Desk]) -
     assert names.count("recording_started") == 1
     assert [kw["text"] for name, kw in desk.events if name == "commit"] == [
         "Hello", " there", " friend."]
+
+
+def test_stop_tap_handled_late_recognizes_no_audio_after_the_tap(
+        worker: tuple[DictationApp, Desk]) -> None:
+    """The worker is busy when the stop tap comes, reads the microphone once more before it
+    sees the stop, and handles it seconds later: still no audio after the tap's press is fed
+    to the recognizer (samples are their ring positions; the tap is at 3.2 s)."""
+    from test_mic import JITTER, FedMicrophone
+
+    from dictation.hotkey import Action
+
+    app, _ = worker
+    fed = FedMicrophone(JITTER)
+    app.mic, app._clock = fed.mic, fed.clock  # type: ignore[assignment]
+    app.config = replace(app.config, ui=UiConfig(audio_cues=False))
+    fed.deliver_until(1.5)
+    app.on_hotkey(Action.START, 1.0)
+    app.handle(app.commands.get_nowait())
+    fed.deliver_until(3.0)
+    app.listen_tick()
+    fed.deliver_until(3.25)  # the stop tap (pressed at 3.2 s) is confirmed at its release
+    app.on_hotkey(Action.STOP, 3.2)
+    fed.deliver_until(6.0)  # meanwhile the worker decodes; then it reads before the command
+    app.listen_tick()
+    app.handle(app.commands.get_nowait())
+    assert app.state is State.IDLE
+    assert isinstance(app.recognizer, FakeRecognizer)
+    session = app.recognizer.sessions[-1]
+    assert session.last_sample is not None
+    assert (3.2 - 0.02) * SAMPLE_RATE <= session.last_sample < 3.2 * SAMPLE_RATE
+    finished = [e for e in read_events(app.events.path or "") if e["event"] == "finished"]
+    assert finished[-1]["capture_end"] == session.last_sample + 1
+
+
+def test_a_start_typed_later_goes_to_the_window_focused_at_the_double_tap(
+        worker: tuple[DictationApp, Desk]) -> None:
+    """The user double-taps in the editor, then (while the worker still finishes something
+    else) activates another window: the dictation is latched to the editor, so nothing is
+    typed into the other window; the text is held."""
+    from dictation.hotkey import Action
+
+    app, desk = worker
+    desk.window = EDITOR
+    app.on_hotkey(Action.START, 0.0)
+    desk.window = OTHER
+    app.handle(app.commands.get_nowait())
+    assert app.output.target == EDITOR
+    app.listen_tick()
+    app.handle(Request(Command.STOP))
+    assert desk.typist.text == ""
+    assert desk.journal.entries == [("Hello there friend.", "Gedit", False)]
 
 
 def test_toggle_and_redundant_commands(worker: tuple[DictationApp, Desk]) -> None:

@@ -44,6 +44,9 @@ JFK = SHARED / "data" / "dev" / "wav" / "whisper-jfk.wav"
 ARTIFACTS = REPO / "tests" / "artifacts"
 HOTKEY = "105"  # Right Ctrl's keycode (key names would press Control_L too)
 READY_TIMEOUT_S = 60.0
+CLI_TIMEOUT_S = 120.0
+"""Limit for one `dictation status/toggle` client run: it is a new Python process, which took
+35 s to start and answer on this 2-core machine at load average 23."""
 WER_TOLERANCE = 0.10
 """How much worse than `dictation transcribe --stream` of the same file the live app may be
 (0.10 = about two words of the 22 in the JFK clip): the live stream is cut into other chunks
@@ -82,7 +85,7 @@ class RunningApp:
 
     def control(self, command: str) -> str:
         out = subprocess.run([sys.executable, "-m", "dictation", command], env=self.env,
-                             capture_output=True, text=True, timeout=30, cwd=REPO)
+                             capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=REPO)
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
 
@@ -128,6 +131,7 @@ def stable_text(settle_s: float = 0.4, timeout: float = 10.0) -> str:
 
 def app_env(home: Path, base: dict[str, str]) -> dict[str, str]:
     return {**base, "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
+            "XDG_STATE_HOME": str(home / "state"),
             "XDG_RUNTIME_DIR": str(home / "run"), "DICTATION_EVENT_LOG": str(home / "events.jsonl"),
             "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
@@ -172,7 +176,7 @@ def ready_app(args: list[str], env: dict[str, str],
 def app_status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``dictation status`` against the app that ``env`` points at."""
     return subprocess.run([sys.executable, "-m", "dictation", "status"], env=env,
-                          capture_output=True, text=True, timeout=30, cwd=REPO)
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +312,43 @@ def test_words_appear_while_speaking_and_the_whole_transcript_after_stop(app: Ru
     assert app.control("status").startswith("idle model=tiny.en")
 
 
+AFTER_STOP = SHARED / "data" / "dev" / "wav" / "ljspeech-lj001-0004.wav"
+"""Played right after the stop tap: "produced the block books which were the immediate
+predecessors of the true print"."""
+
+
+def test_speech_after_the_stop_tap_is_not_typed(app: RunningApp) -> None:
+    """Dictate the JFK clip, tap stop as it ends and at once play another sentence: the worker
+    is still decoding when the tap comes, yet the capture ends at the tap, so not one word of
+    the second sentence is typed. The capture's length (app event log, audio positions) is at
+    most the time between the double tap and the stop tap plus the pre-roll."""
+    if not AFTER_STOP.is_file():
+        pytest.skip(f"{AFTER_STOP} is missing")
+    from dictation.config import AudioConfig
+
+    harness_focus()
+    harness_clear()
+    mark = len(app.events())
+    time.sleep(max(0.0, _last_tap[0] + TAP_GAP_S - time.monotonic()))
+    first_key = time.monotonic()
+    double_tap()
+    app.wait_event("recording_started", mark, timeout=10)
+    harness_play(JFK)
+    tap()
+    last_key = time.monotonic()
+    harness_play(AFTER_STOP)
+    finished = app.wait_event("finished", mark, timeout=60)
+    text = stable_text()
+    assert not {"block", "books", "predecessors", "print"} & set(plain_words(text).split()), \
+        text
+    assert plain_words(text).split()[-1:] == ["country"], text
+    seconds = (finished["capture_end"] - finished["capture_start"]) / 16000
+    assert seconds <= last_key - first_key + AudioConfig().pre_roll_s + 0.05, (
+        seconds, last_key - first_key)
+    stopped = app.wait_event("stopped", mark)
+    print(f"stop handled {stopped['late_s']} s after the tap; capture {seconds:.2f} s")
+
+
 def test_held_hotkey_and_auto_repeat_do_not_start_dictation(app: RunningApp) -> None:
     """(d) a long press of the hotkey is a hold, not a tap; with X auto-repeat on for the key
     the repeats do not count as taps either."""
@@ -396,6 +437,32 @@ def test_focus_switch_mid_dictation_types_nothing_into_the_new_window(
     assert (app.journal.stat().st_mode & 0o777) == 0o600
 
 
+XTERM_WAV = SHARED / "data" / "dev" / "wav" / "sb-example1.wav"
+""""the birch canoe slid on the smooth planks"."""
+
+
+def test_dictation_into_xterm_arrives(app: RunningApp,
+                                      other_window: tuple[int, Path]) -> None:
+    """xterm binds no Ctrl+Shift+V: the per-terminal table types into it (a paste would
+    deliver nothing). The words arrive in the xterm, nothing in the text box."""
+    window, out = other_window
+    harness_focus()
+    harness_clear()
+    xdotool("windowactivate", "--sync", str(window))
+    _, _, mark = dictate(app, XTERM_WAV)
+    deadline = time.monotonic() + 10
+    words = ""
+    while time.monotonic() < deadline:
+        words = plain_words(out.read_text("utf-8") if out.exists() else "")
+        if "planks" in words:
+            break
+        time.sleep(0.1)
+    assert {"birch", "canoe", "smooth", "planks"} <= set(words.split()), words
+    typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
+    assert plain_words(typed) == words
+    assert harness_text() == ""
+
+
 def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None:
     """(f) Model ▸ tiny.en-copy (a model folder in $XDG_DATA_HOME/dictation/models) from the
     real tray menu loads it on the worker."""
@@ -409,7 +476,7 @@ def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None
     mark = len(app.events())
     select_tray_menu_item(icon, ["Model", "tiny.en-copy"],
                           tray_menu_entries(models, "tiny.en", state="idle"))
-    event = app.wait_event("model_switched", mark, timeout=30)
+    event = app.wait_event("model_switched", mark, timeout=120)  # a load: slow under load
     assert event["id"] == "tiny.en-copy"
     assert app.control("status").startswith("idle model=tiny.en-copy")
 

@@ -117,6 +117,45 @@ def test_single_tap_stops_when_active_and_does_nothing_when_idle() -> None:
     assert drv.kinds == [Action.STOP]
 
 
+def test_actions_carry_the_press_time_of_the_tap_that_completed_them() -> None:
+    drv = Driver()
+    drv.tap(0.0)
+    drv.tap(0.2)
+    drv.settle(1.0)
+    assert drv.kinds == [Action.START] and drv.d.action_at == 0.2
+    drv.d.set_active(True)
+    drv.tap(5.0, hold=0.1)
+    drv.settle(7.0)  # confirmed late (a busy listener): still stamped at the press
+    assert drv.kinds == [Action.START, Action.STOP] and drv.d.action_at == 5.0
+
+
+def test_hold_since_marks_a_press_that_may_be_the_stop_tap() -> None:
+    """While active, audio from a hotkey press on waits: the press may be the stop tap."""
+    drv = Driver()
+    drv.press(1.0)
+    assert drv.d.hold_since(1.1) is None  # idle: nothing to hold
+    drv.release(1.05)
+    drv.settle(2.0)
+    drv.d.set_active(True)
+    assert drv.d.hold_since(2.0) is None
+    drv.press(3.0)
+    assert drv.d.hold_since(3.1) == 3.0  # down: may become a tap
+    assert drv.d.hold_since(3.5) is None  # held longer than max_tap_s: a hold, not a tap
+    drv.release(3.6)
+    drv.press(4.0)
+    drv.release(4.05)
+    assert drv.d.hold_since(4.06) == 4.0  # released, not yet confirmed
+    drv.settle(4.2)
+    assert drv.kinds == [Action.STOP]
+    assert drv.d.hold_since(9.0) == 4.0  # fired: until the app stops the dictation
+    drv.d.set_active(False)
+    assert drv.d.hold_since(9.0) is None
+    drv.d.set_active(True)
+    assert drv.d.hold_since(9.0) is None  # a new dictation does not inherit the old stop
+    drv.press(10.0, key="'c'")
+    assert drv.d.hold_since(10.0) is None  # other keys never hold audio
+
+
 def test_ctrl_c_combination_is_not_a_tap() -> None:
     drv = Driver()
     for start in (0.0, 0.2):  # ctrl+c twice in quick succession: no double tap
@@ -353,7 +392,7 @@ def test_parse_hotkey_rejects_other_names_listing_the_allowed_ones(bad: str) -> 
 
 def test_listener_rejects_an_invalid_key_before_touching_the_display() -> None:
     with pytest.raises(ConfigError, match="use one of"):
-        HotkeyListener(lambda action: None, key="super_duper")
+        HotkeyListener(lambda action, at: None, key="super_duper")
 
 
 class _FakeEnumKey:
@@ -389,3 +428,34 @@ def test_listener_without_a_display_is_a_clear_error() -> None:
                          cwd=Path(__file__).resolve().parent.parent, timeout=60)
     assert out.stdout.startswith("ERROR the global hotkey is not available here"), out.stderr
     assert "X11 session" in out.stdout and "dictation toggle" in out.stdout
+
+
+def test_server_clock_keeps_the_spacing_of_key_events_that_arrive_late_and_bunched() -> None:
+    """A busy listener receives a double tap (X server times 1000, 1050, 1130, 1180 ms) all at
+    once, 2 s late: mapped to the local clock the taps keep their 50/80 ms spacing (so the
+    detector sees a double tap, not an auto-repeat pair), and are placed at most as late as the
+    least delayed event seen (here a probe key 5 ms late)."""
+    from dictation.hotkey import ServerClock
+
+    clock = ServerClock()
+    assert clock.to_local(500, 100.505) == pytest.approx(100.505)  # the probe: 5 ms late
+    times = [clock.to_local(ms, 102.7) for ms in (1000, 1050, 1130, 1180)]
+    assert times == pytest.approx([101.005, 101.055, 101.135, 101.185])
+    drv = Driver()
+    drv.press(times[0])
+    drv.release(times[1])
+    drv.press(times[2])
+    drv.release(times[3])
+    drv.settle(times[3] + 0.1)
+    assert drv.kinds == [Action.START]
+
+
+def test_server_clock_survives_the_32_bit_wrap_and_never_goes_back() -> None:
+    from dictation.hotkey import ServerClock
+
+    clock = ServerClock()
+    a = clock.to_local(2**32 - 100, 10.0)
+    b = clock.to_local(50, 10.2)  # 150 ms later, after the wrap
+    assert b - a == pytest.approx(0.15)
+    c = clock.to_local(60, 10.21)  # a smaller offset: never maps before b
+    assert c >= b

@@ -37,7 +37,8 @@ class Recorder:
 def _listen(key: str) -> Iterator[tuple[HotkeyListener, Recorder]]:
     rec = Recorder()
     live: list[bool] = []
-    listener = HotkeyListener(rec.actions.put, key=key, on_live=lambda: live.append(True))
+    listener = HotkeyListener(lambda action, _at: rec.actions.put(action), key=key,
+                              on_live=lambda: live.append(True))
     listener.start()
     try:
         assert listener.wait_live(10), f"listener never became live: {listener.error}"

@@ -152,13 +152,15 @@ def test_copy_to_clipboard_leaves_the_text(x_desktop: dict[str, str]) -> None:
 
 
 @contextmanager
-def xterm_reading_into(out: Path) -> Iterator[int]:
-    """A real xterm (UTF-8 locale) whose shell copies typed lines into ``out``; focused. Yields
-    its window id; closes it and gives the text box the focus back."""
+def xterm_reading_into(out: Path, per_character: bool = False) -> Iterator[int]:
+    """A real xterm (UTF-8 locale) whose shell copies typed lines (``per_character``: every
+    character at once) into ``out``; focused. Yields its window id; closes it and gives the
+    text box the focus back."""
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     title = f"e2e-xterm-{os.getpid()}"
     proc = subprocess.Popen(
-        ["xterm", "-title", title, "-e", "sh", "-c", f"cat > '{out}'"],
+        ["xterm", "-title", title, "-e", "sh", "-c",
+         f"{'stty -icanon; ' if per_character else ''}exec cat > '{out}'"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -188,3 +190,46 @@ def test_xtest_types_into_xterm(x_desktop: dict[str, str], tmp_path: Path) -> No
         xtest.type_text(line + "\n", terminal=True)
         got = wait_for_text(line + "\n", lambda: out.read_text("utf-8") if out.exists() else "")
     assert got == line + "\n"
+
+
+def test_xtest_given_the_target_window_types_not_one_character_elsewhere(
+        x_desktop: dict[str, str], tmp_path: Path) -> None:
+    """The focus moves to an xterm after "Pr" of "Printing" (activated from inside the typer's
+    pause after the second character): the text box has exactly "Pr", the xterm nothing, and
+    FocusLost says 2 characters were typed. Typing for a window without the focus types
+    nothing at all."""
+    from Xlib.display import Display
+
+    from dictation.errors import FocusLost
+
+    harness_focus()
+    harness_clear()
+    box = int(subprocess.run(["xdotool", "getactivewindow"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout)
+    out = tmp_path / "xterm.txt"
+    with xterm_reading_into(out, per_character=True) as term:
+        harness_focus()
+        pauses: list[float] = []
+
+        def pause(seconds: float) -> None:
+            pauses.append(seconds)
+            if len(pauses) == 2:  # after the second character
+                subprocess.run(["xdotool", "windowactivate", "--sync", str(term)], check=True,
+                               timeout=10)
+            time.sleep(seconds)
+
+        disp = Display()
+        try:
+            typer = xtest.XTestTyper(disp, sleep=pause)
+            with pytest.raises(FocusLost) as lost:
+                typer.type_text("Printing", window=box)
+            assert lost.value.typed == 2
+            with pytest.raises(FocusLost) as lost:  # the xterm has the focus: nothing typed
+                xtest.type_text("never", window=box)
+            assert lost.value.typed == 0
+            typer.restore()
+        finally:
+            disp.close()
+        assert wait_for_text("Pr") == "Pr"
+        time.sleep(0.3)
+        assert (out.read_text("utf-8") if out.exists() else "") == ""

@@ -125,6 +125,10 @@ def test_read_recent_and_last_text(tmp_path: Path) -> None:
     assert [e.text for e in now.read_recent(100)] == ["old 0", "old 1", "old 2", "new ✓"]
     assert now.read_recent(0) == []
     assert now.last_text() == "new ✓"
+    now.new_session()  # the next dictation
+    now.append("Ask not.", window_class="XTerm", typed=True)
+    now.append("What your country.", window_class="XTerm", typed=False)
+    assert now.last_text() == "Ask not. What your country."  # the whole last dictation
 
 
 def test_read_recent_from_a_large_journal(tmp_path: Path) -> None:
@@ -138,7 +142,7 @@ def test_read_recent_from_a_large_journal(tmp_path: Path) -> None:
             f.write(entry.to_json() + "\n")
     assert path.stat().st_size > 3 * 64 * 1024
     assert [e.text for e in journal.read_recent(1500)] == texts[-1500:]
-    assert journal.last_text() == texts[-1]
+    assert journal.last_text() == " ".join(texts[-256:])  # one session: the newest 256
 
 
 def test_torn_last_line_is_skipped_and_does_not_swallow_the_next(tmp_path: Path) -> None:
@@ -164,7 +168,7 @@ def test_unwritable_path_raises_and_keeps_text_in_memory(tmp_path: Path) -> None
     with pytest.raises(JournalError, match="2 segment"):
         journal.append("second words", window_class="XTerm", typed=False)
     assert [e.text for e in journal.unsaved] == ["first words", "second words"]
-    assert journal.last_text() == "second words"
+    assert journal.last_text() == "first words second words"  # one dictation
     assert [e.text for e in journal.read_recent(5)] == ["first words", "second words"]
 
     blocker.unlink()  # the user fixes the path: the next append writes everything, in order

@@ -370,6 +370,46 @@ def test_vanished_sound_server_is_reported(audio_desktop: dict[str, str], tmp_pa
 
 
 @pytest.mark.e2e
+def test_sound_server_restart_is_recovered_without_restarting(audio_desktop: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """The app starts while the sound server is down (PortAudio then lists no usable input);
+    the server starts later (the session's PulseAudio killed, then started again with the
+    same command line and environment): the microphone opens with a refreshed PortAudio and
+    hears speech, without restarting the process. Without the refresh PortAudio keeps its
+    first device list and never finds the server."""
+    child: Child | None = None
+    restarted: subprocess.Popen[bytes] | None = None
+    try:
+        session = Path(os.environ["E2E_SESSION_DIR"])
+        pids = [line.split() for line in (session / "pids").read_text().splitlines()]
+        [pulse] = [int(pid) for name, pid in pids if name == "pulseaudio"]
+        argv = Path(f"/proc/{pulse}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        environ = dict(item.split(b"=", 1) for item in
+                       Path(f"/proc/{pulse}/environ").read_bytes().split(b"\0") if b"=" in item)
+        assert b"pulseaudio" in argv[0]
+        os.kill(pulse, 9)
+        time.sleep(0.5)
+        child = Child("child-capture", str(tmp_path), "0")
+        assert child.reply()["device"] is None  # no server: no microphone
+        restarted = subprocess.Popen([a.decode() for a in argv], env={
+            k.decode(): v.decode() for k, v in environ.items()},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report = child.send("recover")
+        assert report["error"] == "" and report["is_open"], report
+        player = play_in_background(DEV_WAV)
+        try:
+            assert child.send("wait-audio")["heard"]
+        finally:
+            player.wait(timeout=30)
+    finally:
+        if child is not None:
+            child.close()
+        if restarted is not None:
+            restarted.kill()
+            restarted.wait(timeout=10)
+
+
+@pytest.mark.e2e
 def test_reopen_switches_device_and_keeps_the_old_one_on_failure(
     audio_desktop: dict[str, str], tmp_path: Path
 ) -> None:
@@ -409,6 +449,118 @@ def test_microphone_mute_and_check_without_a_device() -> None:
         mic.start_capture()
 
 
+# --------------------------------------------------------------------------- key time -> audio
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _Status:
+    input_overflow = False
+
+
+class FakeStream:
+    """Stands in for the PortAudio stream (no device here): always running."""
+
+    active = True
+
+
+BLOCK = 1600  # 0.1 s
+
+
+class FedMicrophone:
+    """A Microphone whose audio thread is simulated: block k (samples whose values are their
+    positions) is captured during [0.1 k, 0.1 (k + 1)) s and delivered ``delays[k]`` seconds
+    after its end, the clock set to that arrival time, as a busy machine delivers them."""
+
+    def __init__(self, delays: list[float]) -> None:
+        from dictation.audio.mic import Microphone
+
+        self.clock = FakeClock()
+        self.mic = Microphone(buffer_s=30.0, block_s=0.1, clock=self.clock, sleep=self.sleep)
+        self.mic._stream = FakeStream()  # the stream is the only part that needs a device
+        self.delays = delays
+        self.delivered = 0
+
+    def deliver_until(self, t: float) -> None:
+        """Deliver every block that arrives by ``t`` (in order: a late block delays the next)."""
+        while self.delivered < len(self.delays):
+            k = self.delivered
+            arrival = max(self.clock.t, 0.1 * (k + 1) + self.delays[k])
+            if arrival > t:
+                break
+            self.clock.t = arrival
+            self.mic._callback(ramp(k * BLOCK, BLOCK)[:, None], BLOCK, None, _Status())
+            self.delivered += 1
+        self.clock.t = max(self.clock.t, t)
+
+    def sleep(self, seconds: float) -> None:
+        """What waiting does here: time passes and the audio thread delivers."""
+        self.deliver_until(self.clock.t + seconds)
+
+
+JITTER = [0.01, 0.3, 0.02, 0.9, 0.05, 0.01, 0.4, 0.03, 0.2, 0.01] * 10
+"""Delivery delays of 100 blocks (s): mostly prompt, some very late (a loaded machine)."""
+
+
+def test_position_at_time_is_never_after_the_key_press_and_close_to_it() -> None:
+    from dictation.audio.mic import position_at_time
+
+    fed = FedMicrophone(JITTER)
+    fed.deliver_until(6.0)
+    stamps = list(fed.mic._stamps)
+    for t in (2.35, 3.0, 4.71):
+        got = position_at_time(t, stamps)
+        assert got is not None
+        truth = int(t * SAMPLE_RATE)
+        assert truth - 0.01 * SAMPLE_RATE - 1 <= got <= truth  # earliest block: 10 ms late
+    assert position_at_time(1.0, []) is None
+
+
+def test_stop_handled_late_ends_the_capture_at_the_tap_not_at_the_newest_audio() -> None:
+    """Speech after the stop tap is never part of the capture, however late the stop is
+    handled; the start includes the pre-roll before the double tap, not before the handling."""
+    fed = FedMicrophone(JITTER)
+    fed.deliver_until(3.0)
+    cursor = fed.mic.start_capture(pre_roll_s=0.5, at=1.0)  # double tap at 1.0 s
+    assert abs(cursor.start_position - 0.5 * SAMPLE_RATE) <= 0.01 * SAMPLE_RATE + 1
+    fed.deliver_until(9.0)  # the worker is busy until 9 s; the stop tap was at 4.2 s
+    assert fed.mic.stop_capture(at=4.2) is cursor
+    audio = cursor.read()
+    assert audio[-1] < 4.2 * SAMPLE_RATE
+    assert audio[-1] >= (4.2 - 0.02) * SAMPLE_RATE
+    np.testing.assert_array_equal(audio, ramp(cursor.start_position, len(audio)))
+    # the next dictation, started 0.1 s after that tap, does not take the previous one's end
+    # again as its pre-roll
+    nxt = fed.mic.start_capture(pre_roll_s=0.5, at=4.3)
+    assert nxt.start_position == cursor.end_position
+
+
+def test_stop_right_after_the_tap_waits_for_the_audio_still_on_its_way() -> None:
+    fed = FedMicrophone([0.05] * 20 + [0.6] * 20)  # blocks from 2 s on arrive 0.6 s late
+    fed.deliver_until(0.5)
+    cursor = fed.mic.start_capture(pre_roll_s=0.5, at=0.5)
+    fed.deliver_until(2.6)
+    assert fed.mic.ring.position < 2.5 * SAMPLE_RATE  # the audio of 2.5 s is not here yet
+    fed.mic.stop_capture(at=2.5)  # waits (fake sleep: the audio thread delivers meanwhile)
+    audio = cursor.read()
+    assert (2.5 - 0.06) * SAMPLE_RATE <= audio[-1] < 2.5 * SAMPLE_RATE
+
+
+def test_cursor_read_until_leaves_the_rest_for_later() -> None:
+    ring = ring_of(16000)
+    ring.write(ramp(0, 3000))
+    cursor = CaptureCursor(ring, 1000)
+    np.testing.assert_array_equal(cursor.read(until=1500), ramp(1000, 500))
+    assert cursor.read(until=1200).size == 0
+    np.testing.assert_array_equal(cursor.read(), ramp(1500, 1500))
+
+
 # --------------------------------------------------------------------------- child process
 
 
@@ -434,9 +586,14 @@ def _child_capture(out_dir: str, rate: str) -> None:
 
     errors: list[str] = []
     mic = Microphone(rate=int(rate) or None, on_error=lambda e: errors.append(str(e)))
-    mic.open()
-    assert mic.device is not None
-    print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}), flush=True)
+    try:
+        mic.open()
+    except DeviceError as e:  # e.g. no sound server yet
+        print(json.dumps({"device": None, "error": str(e)}), flush=True)
+    else:
+        assert mic.device is not None
+        print(json.dumps({"device": mic.device.name, "stream_rate": mic.stream_rate}),
+              flush=True)
     cursor: CaptureCursor | None = None
     chunks: list[np.ndarray] = []
 
@@ -479,6 +636,18 @@ def _child_capture(out_dir: str, rate: str) -> None:
                 error = str(e)
             assert mic.device is not None
             reply(device=mic.device.name, error=error, is_open=mic.is_open)
+        elif cmd == "recover":  # what the app's idle retry does, every 0.5 s here
+            deadline = time.monotonic() + 20
+            error = "not tried"
+            while error and time.monotonic() < deadline:
+                try:
+                    mic.reopen(None, refresh=True)
+                    error = ""
+                except DeviceError as e:
+                    error = str(e)
+                    time.sleep(0.5)
+            errors.clear()
+            reply(error=error, is_open=mic.is_open)
         elif cmd == "wait-error":
             deadline = time.monotonic() + 10
             while not errors and time.monotonic() < deadline:
@@ -499,3 +668,4 @@ if __name__ == "__main__":
         _child_devices()
     elif sys.argv[1] == "child-capture":
         _child_capture(sys.argv[2], sys.argv[3])
+

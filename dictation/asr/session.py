@@ -26,10 +26,9 @@ class Session(Protocol):
     """One dictation stream: PCM in, :mod:`dictation.asr.events` out. Holds per-stream state
     only; feed it from one thread."""
 
-    @property
-    def config(self) -> StreamingConfig:
-        """The settings in effect (the family's decoder settings filled in)."""
-        ...
+    config: StreamingConfig
+    """The settings in effect (the family's decoder settings filled in). The app may replace
+    it between feeds with cadence changes (decode interval, catch-up: back-pressure)."""
 
     @property
     def time_s(self) -> float:

@@ -10,6 +10,12 @@ touch nothing but the ring buffer and a few plain attributes. Everything else ru
 caller's thread, and `RingBuffer` / `CaptureCursor` work without any device, so tests drive
 them with plain arrays.
 
+Key-event time -> audio position: the callback stamps each block with the caller's clock
+(``time.monotonic`` by default, the clock the hotkey listener stamps key events with).
+`Microphone.position_at(t)` maps a time to the ring position recorded then, so a capture can
+start and end where the key was pressed, not where the worker happens to be (see
+:func:`position_at_time`).
+
 Audio cues: `play_cue()` mutes the next ``duration + cue_tail_s`` seconds of the ring (from
 the current write position on), so a capture cursor reads zeros there and the beep never
 reaches the recognizer. `mute_for()` exposes the same mechanism for other sounds.
@@ -24,7 +30,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -72,6 +79,18 @@ def _sounddevice() -> ModuleType:
             "`sudo apt install libportaudio2`) and start again."
         ) from e
     return sounddevice
+
+
+def refresh_audio_system() -> None:
+    """Make PortAudio look for sound servers and devices again. It lists them once, when it
+    starts, so a sound server started (or restarted) or a microphone plugged in after that is
+    only seen after a refresh. Call it with no stream open. Raises DeviceError."""
+    sd = _sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except sd.PortAudioError as e:
+        raise DeviceError(f"Cannot restart the audio system (PortAudio): {e}") from e
 
 
 def list_input_devices() -> list[InputDevice]:
@@ -145,6 +164,32 @@ def find_device(spec: DeviceSpec, devices: list[InputDevice] | None = None) -> I
         f"{spec!r} matches several input devices: {_describe(matches)}. "
         "Use more of the name, or the index."
     )
+
+
+# --------------------------------------------------------------------------- time -> position
+
+CLOCK_STAMPS = 256
+"""(clock, position) stamps of the newest audio blocks kept to map times to positions (at
+0.1 s blocks: the last 25.6 s; the clock offset is re-estimated from them, so a drift between
+the sound card's and the system's clock never accumulates)."""
+
+
+def position_at_time(t: float, stamps: Iterable[tuple[float, int]],
+                     sample_rate: int = SAMPLE_RATE) -> int | None:
+    """The absolute sample position captured at time ``t`` (seconds of the stamps' clock).
+
+    ``stamps`` are ``(arrival time, position one past the block's last sample)`` of audio
+    blocks. A block can only arrive after its last sample was captured, and arrives late by
+    however long the audio thread waited, so ``arrival - position / rate`` is at least the true
+    clock offset of sample 0: the heuristic *earliest-arrival anchor* takes its minimum over
+    the stamps as the offset (the least delayed block). The result is never later than the
+    true position at ``t`` (so a stop cut never includes audio from after the key press), and
+    earlier by that block's delivery latency at most. None without stamps."""
+    offset = min((arrived - position / sample_rate for arrived, position in stamps),
+                 default=None)
+    if offset is None:
+        return None
+    return int(np.floor((t - offset) * sample_rate))
 
 
 # --------------------------------------------------------------------------- ring buffer
@@ -249,9 +294,15 @@ class CaptureCursor:
         self.dropped_samples = 0
         """Samples lost because the reader fell more than the ring's capacity behind."""
 
-    def read(self) -> np.ndarray:
-        """New 16 kHz float32 samples since the previous read (empty when nothing new)."""
-        samples, first = self.ring.read_since(self.position, self.end_position)
+    def read(self, until: int | None = None) -> np.ndarray:
+        """New 16 kHz float32 samples since the previous read (empty when nothing new), up to
+        absolute position ``until`` when given (audio after it is left for a later read)."""
+        end = self.end_position
+        if until is not None:
+            end = until if end is None else min(end, until)
+        if end is not None and end <= self.position:
+            return np.zeros(0, dtype=np.float32)
+        samples, first = self.ring.read_since(self.position, end)
         if first > self.position:
             lost = first - self.position
             self.dropped_samples += lost
@@ -316,6 +367,7 @@ class Microphone:
         cue_tail_s: float = 0.3,
         on_error: Callable[[DeviceError], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.spec: DeviceSpec = device
         self.ring = RingBuffer(buffer_s)
@@ -329,6 +381,7 @@ class Microphone:
         """Seconds muted after a cue ends (output + input latency, room echo)."""
         self.on_error = on_error
         self.clock = clock
+        self.sleep = sleep
         self.device: InputDevice | None = None
         self.stream_rate = 0
         """Hz the stream runs at (the device's, before resampling)."""
@@ -341,6 +394,8 @@ class Microphone:
         self._closing = False
         self._last_audio_at = 0.0
         self._cursor: CaptureCursor | None = None
+        self._stamps: deque[tuple[float, int]] = deque(maxlen=CLOCK_STAMPS)
+        self._last_capture_end = 0
 
     # ---- lifecycle
 
@@ -376,6 +431,7 @@ class Microphone:
         self._resampler, self._channels = resampler, channels
         self._closing = False
         self.error = None
+        self._stamps.clear()  # a new stream has its own clock offset
         try:
             stream = sd.InputStream(
                 device=device.index,
@@ -437,12 +493,15 @@ class Microphone:
             self._closing = False
         log.info("microphone closed: %s", self.device)
 
-    def reopen(self, device: DeviceSpec) -> None:
+    def reopen(self, device: DeviceSpec, refresh: bool = False) -> None:
         """Switch to another input (tray menu). Positions continue; an active capture carries on
-        with the new device's audio. On failure the old device is opened again and the
-        DeviceError is raised."""
+        with the new device's audio. ``refresh``: let PortAudio find sound servers and devices
+        again first (recovery after a sound-server restart or a hot-plug). On failure the old
+        device is opened again and the DeviceError is raised."""
         old = self.spec
         self.close()
+        if refresh:
+            refresh_audio_system()
         self.spec = device
         try:
             self.open()
@@ -465,6 +524,7 @@ class Microphone:
                 mono = self._resampler.resample_chunk(mono)
             self.ring.write(mono)
             self._last_audio_at = self.clock()
+            self._stamps.append((self._last_audio_at, self.ring.position))
         except Exception as e:  # never let an exception vanish in PortAudio's thread
             self._fail(DeviceError(f"Audio processing failed in the microphone stream: {e!r}"))
             raise _sounddevice().CallbackAbort from e
@@ -514,22 +574,57 @@ class Microphone:
         if self.error is not None:
             raise self.error
 
-    def start_capture(self, pre_roll_s: float = 0.5) -> CaptureCursor:
-        """Begin a capture that includes up to `pre_roll_s` seconds recorded before this call.
-        A capture still running is stopped first. Raises the DeviceError of a failed stream."""
+    def position_at(self, t: float | None) -> int:
+        """The absolute ring position captured at time ``t`` (seconds of `clock`; None: the
+        newest sample). May lie ahead of the newest sample when that audio is still on its way
+        (see :meth:`wait_for`); see :func:`position_at_time` for how."""
+        if t is None:
+            return self.ring.position
+        position = position_at_time(t, list(self._stamps))
+        return self.ring.position if position is None else position
+
+    def wait_for(self, position: int, timeout_s: float) -> bool:
+        """Wait until the ring holds audio up to ``position`` (at most ``timeout_s`` seconds
+        of `clock`, or until the stream fails); True when it does."""
+        deadline = self.clock() + timeout_s
+        while self.ring.position < position:
+            if self.error is not None or self.clock() >= deadline:
+                return False
+            self.sleep(0.005)
+        return True
+
+    def start_capture(self, pre_roll_s: float = 0.5, at: float | None = None) -> CaptureCursor:
+        """Begin a capture that includes up to `pre_roll_s` seconds recorded before time ``at``
+        (seconds of `clock`, e.g. the double tap's; None: now). It never starts before the end
+        of the previous capture, so no audio is transcribed twice. A capture still running is
+        stopped first. Raises the DeviceError of a failed stream."""
         self.check()
         if self._cursor is not None:
-            self._cursor.stop()
-        start = max(self.ring.oldest_position, self.ring.position - int(pre_roll_s * SAMPLE_RATE))
-        self._cursor = CaptureCursor(self.ring, start)
+            self.stop_capture()
+        anchor = min(self.position_at(at), self.ring.position)
+        start = max(self.ring.oldest_position, self._last_capture_end,
+                    anchor - int(pre_roll_s * SAMPLE_RATE))
+        self._cursor = CaptureCursor(self.ring, min(start, self.ring.position))
         return self._cursor
 
-    def stop_capture(self) -> CaptureCursor | None:
-        """End the current capture at the newest sample; its cursor can still read the rest.
-        Returns that cursor (None when nothing was capturing)."""
+    def stop_capture(self, at: float | None = None,
+                     wait_s: float | None = None) -> CaptureCursor | None:
+        """End the current capture at the audio captured at time ``at`` (seconds of `clock`,
+        e.g. the stop tap's; None: the newest sample); its cursor can still read the rest.
+        Audio of that moment still on its way is waited for (at most ``wait_s`` seconds,
+        default two blocks + 0.5 s). Returns that cursor (None when nothing was capturing)."""
         cursor, self._cursor = self._cursor, None
-        if cursor is not None:
-            cursor.stop()
+        if cursor is None:
+            return None
+        end = max(cursor.start_position, self.position_at(at))
+        if end > self.ring.position:
+            wait = 2 * self.block_s + 0.5 if wait_s is None else wait_s
+            if not self.wait_for(end, wait):
+                log.warning("the audio up to the stop did not arrive within %.2f s; the "
+                            "capture ends at the newest sample", wait)
+                end = self.ring.position
+        cursor.stop(end)
+        self._last_capture_end = end
         return cursor
 
     def mute_for(self, seconds: float) -> tuple[int, int]:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dictation.errors import FocusLost
+
 log = logging.getLogger(__name__)
 
 _HELD_ROWS = (0, 2, 3, 5, 6, 7)
@@ -90,16 +92,22 @@ class ModifierWatch:
 class GuardedXTestTyping:
     """XTEST typing (:mod:`dictation.inject.xtest`) that never presses a key while the user
     holds a modifier: before each character it waits until ``watch`` sees none held (at most
-    ``timeout_s`` seconds, then it types anyway). One X connection per call."""
+    ``timeout_s`` seconds, then it types anyway). One X connection per call. Given the target
+    ``window``, it types each character only while the focus is inside it (see
+    :mod:`dictation.inject.xtest`)."""
 
     name = "xtest"
+    guards_focus = True
+    """type_text(window=...) checks the focus for every character."""
 
     def __init__(self, watch: ModifierWatch, timeout_s: float = 1.0) -> None:
         self.watch = watch
         self.timeout_s = timeout_s
 
-    def type_text(self, text: str, terminal: bool = False) -> None:
-        """Type ``text`` (NFC-normalised) into the focused window; raises InjectionError."""
+    def type_text(self, text: str, terminal: bool = False, window: int | None = None) -> None:
+        """Type ``text`` (NFC-normalised) into the focused window (with ``window``: only while
+        the focus is inside it, else :class:`~dictation.errors.FocusLost`); raises
+        InjectionError."""
         from dictation.inject.text import prepare_text
         from dictation.inject.xtest import open_typer
 
@@ -108,6 +116,9 @@ class GuardedXTestTyping:
         if not text:
             return
         with open_typer() as typer:
-            for ch in text:
+            for typed, ch in enumerate(text):
                 self.watch.wait_released(self.timeout_s)
-                typer.type_text(ch)
+                try:
+                    typer.type_text(ch, window)
+                except FocusLost as exc:
+                    raise FocusLost(str(exc), typed) from exc

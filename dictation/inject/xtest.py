@@ -11,6 +11,12 @@ binding must not change while a client may still be translating an earlier event
 it: bindings live in a least-recently-used cache and are only reused (or emptied) after
 :data:`MIN_REUSE_S`. Limitation: an active Caps Lock upper-cases letters, as it would for the
 user's own typing.
+
+Focus per character: given the window dictation types into, each character is typed under a
+server grab after checking that the input focus is inside that window, so no other client
+(the window manager included) can move the focus between the check and the key event: not
+one character reaches another window. :class:`~dictation.errors.FocusLost` says how many
+characters were typed before the focus moved.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from Xlib import error as xerror
 from Xlib.display import Display
 from Xlib.ext import xtest
 
-from dictation.errors import InjectionError
+from dictation.errors import FocusLost, InjectionError
 from dictation.inject.text import prepare_text
 
 NAME = "xtest"
@@ -106,6 +112,7 @@ class XTestTyper:
                 if len(syms) > level and syms[level] and syms[level] not in self._layout:
                     self._layout[syms[level]] = (first + i, level == 1)
         self._bound: OrderedDict[int, tuple[int, float]] = OrderedDict()  # keysym -> (kc, used)
+        self._inside: dict[tuple[int, int], bool] = {}  # (focus window, target) -> inside
 
     @property
     def spare_keycodes(self) -> list[int]:
@@ -147,11 +154,49 @@ class XTestTyper:
             xtest.fake_input(self._disp, X.KeyRelease, self._shift)
         self._disp.sync()
 
-    def type_text(self, text: str) -> None:
-        """Type ``text`` (already prepared: NFC, ``\\n`` line breaks) character by character."""
-        for ch in text:
+    def focus_inside(self, window: int) -> bool:
+        """Whether the X input focus is on ``window`` or a window inside it (or on the window
+        manager's frame around it)."""
+        focus = self._disp.get_input_focus().focus
+        if isinstance(focus, int):  # None / PointerRoot
+            return False
+        key = (focus.id, window)
+        if key not in self._inside:
+            from dictation.output.focus import _client_window
+
+            root = self._disp.screen().root.id
+            inside, current = False, focus
+            while current.id != root:
+                if current.id == window:
+                    inside = True
+                    break
+                parent = current.query_tree().parent
+                if not parent:
+                    break
+                current = parent
+            if not inside:
+                client = _client_window(focus, root)
+                inside = client is not None and client.id == window
+            self._inside[key] = inside
+        return self._inside[key]
+
+    def type_text(self, text: str, window: int | None = None) -> None:
+        """Type ``text`` (already prepared: NFC, ``\\n`` line breaks) character by character.
+        With ``window`` (an X window id), each character is typed only while the input focus is
+        inside it (checked under a server grab); else :class:`FocusLost` is raised."""
+        for typed, ch in enumerate(text):
             keycode, shift = self._keycode_for(keysym_for_char(ch))
-            self._tap(keycode, shift)
+            if window is None:
+                self._tap(keycode, shift)
+            else:
+                self._disp.grab_server()
+                try:
+                    if not self.focus_inside(window):
+                        raise FocusLost(f"the focus left window {window:#x}", typed)
+                    self._tap(keycode, shift)
+                finally:
+                    self._disp.ungrab_server()
+                    self._disp.sync()
             if self._char_delay_s > 0:
                 self._sleep(self._char_delay_s)
 
@@ -210,12 +255,13 @@ def open_typer(env: Mapping[str, str] | None = None) -> Iterator[XTestTyper]:
         disp.close()
 
 
-def type_text(text: str, *, terminal: bool = False) -> None:
-    """Type ``text`` into the focused X11 window (NFC-normalised first). ``terminal`` changes
+def type_text(text: str, *, terminal: bool = False, window: int | None = None) -> None:
+    """Type ``text`` into the focused X11 window (NFC-normalised first); with ``window``, only
+    while the focus is inside that window (:class:`FocusLost` otherwise). ``terminal`` changes
     nothing here: key events type the same into terminals. Raises :class:`InjectionError`."""
     del terminal
     text = prepare_text(text)
     if not text:
         return
     with open_typer() as typer:
-        typer.type_text(text)
+        typer.type_text(text, window)

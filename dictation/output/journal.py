@@ -24,6 +24,8 @@ from dictation.errors import DictationError
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 _READ_BLOCK = 64 * 1024  # bytes read at a time from the end of the file
+LAST_TEXT_MAX_SEGMENTS = 256
+"""Most segments :meth:`TranscriptJournal.last_text` joins."""
 
 
 class JournalError(DictationError):
@@ -66,15 +68,16 @@ def _local_now() -> datetime:
 
 
 def new_session_id() -> str:
-    """A short random id that groups the entries of one dictation run."""
+    """A short random id that groups the entries of one dictation (double tap to stop)."""
     return uuid.uuid4().hex[:12]
 
 
 class TranscriptJournal:
     """Append-only JSON-lines journal at ``path`` (see the module docstring).
 
-    ``session_id`` tags this run's entries (default: random); ``now`` gives the entry time
-    (an aware datetime; injectable for tests).
+    ``session_id`` tags the entries of the current dictation (default: random;
+    :meth:`new_session` starts the next); ``now`` gives the entry time (an aware datetime;
+    injectable for tests).
     """
 
     def __init__(
@@ -88,6 +91,11 @@ class TranscriptJournal:
         self.session_id = session_id or new_session_id()
         self._now = now
         self._unsaved: list[JournalEntry] = []
+
+    def new_session(self) -> str:
+        """A new dictation begins: its entries get a new session id (returned)."""
+        self.session_id = new_session_id()
+        return self.session_id
 
     @property
     def unsaved(self) -> list[JournalEntry]:
@@ -213,6 +221,18 @@ class TranscriptJournal:
         return (entries + self._unsaved)[-n:]
 
     def last_text(self) -> str | None:
-        """The text of the newest entry, or None if the journal is empty."""
-        recent = self.read_recent(1)
-        return recent[-1].text if recent else None
+        """The text of the newest dictation (its segments' texts, one space apart), or None if
+        the journal is empty. At most :data:`LAST_TEXT_MAX_SEGMENTS` segments (a journal of an
+        older version has one session per app run, not per dictation)."""
+        n = 16
+        while True:
+            recent = self.read_recent(n)
+            if not recent:
+                return None
+            session = recent[-1].session
+            first = len(recent)
+            while first > 0 and recent[first - 1].session == session:
+                first -= 1
+            if first > 0 or len(recent) < n or n >= LAST_TEXT_MAX_SEGMENTS:
+                return " ".join(entry.text for entry in recent[first:])
+            n = min(4 * n, LAST_TEXT_MAX_SEGMENTS)
