@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk,base]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -32,13 +32,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dictation import SAMPLE_RATE
+from dictation.commands import CONTROL_COMMANDS, Command, Request, dispatch
 from dictation.config import (
     Config,
     ConfigWatcher,
@@ -48,7 +49,10 @@ from dictation.config import (
 )
 from dictation.errors import ConfigError, DeviceError, DictationError, ModelError
 from dictation.eventlog import EventLog
+from dictation.heap import release_free_memory
+from dictation.hotkey import Action
 from dictation.inject.keystate import GuardedXTestTyping, ModifierWatch
+from dictation.output import history
 from dictation.output.pipeline import NOTIFY_TITLE, OutputPipeline, OutputSettings
 from dictation.output.replacements import ReplacementRules
 from dictation.output.vocabulary import bias_phrases
@@ -57,7 +61,7 @@ if TYPE_CHECKING:
     from dictation.asr.driver import StreamingConfig
     from dictation.asr.session import Recognizer, Session
     from dictation.audio.mic import CaptureCursor, Microphone
-    from dictation.hotkey import Action, HotkeyListener
+    from dictation.hotkey import HotkeyListener
     from dictation.model_pull import ModelPuller
     from dictation.output.journal import TranscriptJournal
     from dictation.tray import Tray
@@ -81,6 +85,10 @@ LIVE_TIMEOUT_S = 10.0
 READY_LINE = "dictation: ready"
 TYPING_KEYS = frozenset({"shift_l", "ctrl_l"})
 """Hotkeys the typing back-ends press themselves (capitals, Ctrl+V): muted while typing."""
+RECENT_TEXTS = 8
+"""Dictated texts the tray's Recent submenu offers."""
+HOTKEY_COMMANDS = {Action.START: Command.START, Action.STOP: Command.STOP}
+"""What each hotkey gesture posts."""
 
 
 class State(enum.StrEnum):
@@ -91,20 +99,6 @@ class State(enum.StrEnum):
     LISTENING = "listening"
     FINISHING = "finishing"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Command:
-    """Work for the worker: ``start``, ``stop``, ``toggle``, ``quit``, ``select_model``
-    (arg: model name), ``select_mic`` (arg: device name, None = system default),
-    ``copy_last``, ``open_settings``."""
-
-    name: str
-    arg: str | None = None
-
-
-COMMAND_NAMES = ("start", "stop", "toggle", "quit", "select_model", "select_mic", "copy_last",
-                 "open_settings")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -194,7 +188,7 @@ class DictationApp:
         self.events = events or EventLog(None)
         self._load_model = load_model
         self._clock = clock
-        self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self.commands: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self.state = State.STARTING
         self.error: str | None = None
         """Why the app is in the error state."""
@@ -212,8 +206,10 @@ class DictationApp:
         self.output = OutputPipeline(None, output_settings(config), notify=self.notify,
                                      muted=self._typing_muted, log_event=self.events,
                                      wait_keys=self.modifiers.wait_released,
-                                     on_stop=lambda: self.post(Command("stop")))
+                                     on_stop=lambda: self.post(Command.STOP))
         self.journal: TranscriptJournal | None = None
+        self.recent: list[str] = []
+        """The newest dictated texts, newest first (see :data:`RECENT_TEXTS`)."""
         self.session: Session | None = None
         self.cursor: CaptureCursor | None = None
         self.quitting = False
@@ -227,26 +223,26 @@ class DictationApp:
         self._next_mic_retry = 0.0
 
     # --- edges: called from other threads -------------------------------------------------
-    def post(self, command: Command) -> None:
+    def post(self, command: Command, arg: str | None = None) -> None:
         """Queue work for the worker (any thread, also signal handlers)."""
-        self.commands.put(command)
+        self.commands.put(Request(command, arg))
 
     def on_hotkey(self, action: Action) -> None:
         """HotkeyListener callback (listener thread)."""
         self.events("hotkey", action=action.value)
-        self.post(Command(action.value))
+        self.post(HOTKEY_COMMANDS[action])
 
-    def on_control(self, command: str) -> str:
+    def on_control(self, command: Command) -> str:
         """ControlServer handler (its thread): queue the command, answer at once."""
-        if command == "status":
+        if command is Command.STATUS:
             return self.status()
         state = self.state
-        if command == "start" and state is not State.IDLE:
+        if command is Command.START and state is not State.IDLE:
             return f"not started: {self.status()}"
-        if command == "stop" and state is not State.LISTENING:
+        if command is Command.STOP and state is not State.LISTENING:
             return f"not stopped: {self.status()}"
-        self.post(Command(command))
-        return f"{command} requested (was {state.value})"
+        self.post(command)
+        return f"{command.value} requested (was {state.value})"
 
     def status(self) -> str:
         """One line: state, model, microphone (and the error)."""
@@ -289,7 +285,7 @@ class DictationApp:
         """Download thread: every file is verified; the worker switches to the model."""
         self._scan_downloadable()
         self.events("model_downloaded", id=model_id)
-        self.post(Command("select_model", model_id))
+        self.post(Command.SELECT_MODEL, model_id)
 
     def _model_download_failed(self, model_id: str, message: str) -> None:
         self.events("error", message=message)
@@ -367,6 +363,7 @@ class DictationApp:
         self._scan_downloadable()
         self._next_model_scan = self._clock() + MODEL_SCAN_S
         self._load_initial_model()
+        release_free_memory()  # the checkpoint read while loading
         if self.hotkey is not None and not self.hotkey.wait_live(LIVE_TIMEOUT_S):
             error = self.hotkey.error or DictationError(
                 f"the hotkey listener did not start within {LIVE_TIMEOUT_S:g} s")
@@ -426,6 +423,9 @@ class DictationApp:
             self.journal = TranscriptJournal(self.config.journal.path)
             try:
                 self.journal.ensure_writable()
+                history.prune(self.journal.path, self.config.journal.retention_days,
+                              datetime.now().astimezone())
+                self.recent = [e.text for e in reversed(self.journal.read_recent(RECENT_TEXTS))]
             except DictationError as exc:
                 self.notify("Journal", str(exc))
         self.output.journal = self.journal
@@ -482,11 +482,11 @@ class DictationApp:
         else:
             timeout = min(IDLE_POLL_S, max(0.0, self._next_poll - self._clock()))
         try:
-            command: Command | None = self.commands.get(timeout=timeout)
+            request: Request | None = self.commands.get(timeout=timeout)
         except queue.Empty:
-            command = None
-        if command is not None:
-            self._guarded(self.handle, command)
+            request = None
+        if request is not None:
+            self._guarded(self.handle, request)
         if self.state is not State.LISTENING and self._clock() >= self._next_poll:
             self._guarded(self.idle_poll)
             self._next_poll = self._clock() + IDLE_POLL_S
@@ -510,31 +510,34 @@ class DictationApp:
             if self.state in (State.LISTENING, State.FINISHING):
                 self.set_state(State.IDLE)
 
-    def handle(self, command: Command) -> None:
-        """Carry out one command (on the worker)."""
-        name = command.name
-        if name == "toggle":
-            name = "stop" if self.state is State.LISTENING else "start"
-        if name == "start":
-            self._start()
-        elif name == "stop":
-            if self.state is State.LISTENING:
-                self._stop()
-        elif name == "quit":
-            self.quitting = True
-        elif name == "select_model" and command.arg:
-            if self.state is State.LISTENING:
-                self._pending_model = command.arg  # switched once this dictation ends
-            else:
-                self._switch_model(command.arg)
-        elif name == "select_mic":
-            self._switch_microphone(command.arg)
-        elif name == "copy_last":
-            self._copy_last()
-        elif name == "open_settings":
-            self._open_settings()
+    def handle(self, request: Request) -> None:
+        """Carry out one request (on the worker), through :data:`dictation.commands.HANDLERS`.
+        """
+        dispatch(self, request)
+
+    # --- command handlers (dictation.commands.CommandHandlers) -----------------------------
+    @property
+    def listening(self) -> bool:
+        return self.state is State.LISTENING
+
+    def start_dictation(self) -> None:
+        self._start()
+
+    def stop_dictation(self) -> None:
+        if self.state is State.LISTENING:
+            self._stop()
+
+    def quit(self) -> None:
+        self.quitting = True
+
+    def select_model(self, name: str) -> None:
+        if self.state is State.LISTENING:
+            self._pending_model = name  # switched once this dictation ends
         else:
-            log.warning("unknown command %r", command)
+            self._switch_model(name)
+
+    def select_microphone(self, name: str | None) -> None:
+        self._switch_microphone(name)
 
     # --- dictation ------------------------------------------------------------------------
     def _start(self) -> None:
@@ -591,6 +594,8 @@ class DictationApp:
         for event in events:
             self.output.handle(event)
         self.output.end()
+        if self.output.last_text and self.output.last_text not in self.recent[:1]:
+            self.recent = [self.output.last_text, *self.recent][:RECENT_TEXTS]
         self.events("finished", rest_s=round(len(rest) / SAMPLE_RATE, 3),
                     recognize_s=round(recognized - started, 3),
                     deliver_s=round(time.perf_counter() - recognized, 3))
@@ -599,6 +604,7 @@ class DictationApp:
         if self._pending_model is not None:
             name, self._pending_model = self._pending_model, None
             self._switch_model(name)
+        release_free_memory()  # the session's buffers, kept by the C heap otherwise
 
     # --- idle work ------------------------------------------------------------------------
     def idle_poll(self) -> None:
@@ -653,7 +659,7 @@ class DictationApp:
         if config.audio.microphone != old.audio.microphone:
             self._switch_microphone(config.audio.microphone)
         if config.recognizer.model != old.recognizer.model:
-            self.handle(Command("select_model", config.recognizer.model))
+            self.select_model(config.recognizer.model)
 
     def _switch_model(self, name: str) -> None:
         if name == self.model_name and self.recognizer is not None:
@@ -666,6 +672,7 @@ class DictationApp:
             self.notify("Model not changed", f"{exc} Still using {self.model_name}.")
             return
         self.recognizer, self.model_name = recognizer, name
+        release_free_memory()  # the previous model
         self.events("model_switched", id=name)
         self.set_state(self.state, self.error)  # tooltip shows the model
         if self.tray is not None:
@@ -688,7 +695,20 @@ class DictationApp:
         if self.tray is not None:
             self.tray.refresh_menu()
 
-    def _copy_last(self) -> None:
+    def recent_texts(self) -> list[str]:
+        """The newest dictated texts, newest first (the tray's Recent submenu)."""
+        return list(self.recent)
+
+    def copy_text(self, text: str) -> None:
+        """Put ``text`` (one of :meth:`recent_texts`) on the clipboard (tray thread)."""
+        from dictation.inject.clipboard import copy_to_clipboard
+
+        try:
+            copy_to_clipboard(text)
+        except DictationError as exc:
+            self.notify("Copy failed", str(exc))
+
+    def copy_last(self) -> None:
         from dictation.inject.clipboard import copy_to_clipboard
 
         text = None
@@ -704,7 +724,7 @@ class DictationApp:
         except DictationError as exc:
             self.notify("Copy failed", str(exc))
 
-    def _open_settings(self) -> None:
+    def open_settings(self) -> None:
         from dictation.config import write_default_config
 
         path = self.watcher.path if self.watcher is not None else default_config_path()
@@ -734,7 +754,7 @@ def _signals_post_quit(app: DictationApp) -> Iterator[None]:
     saved = {s: signal.getsignal(s) for s in sigs}
 
     def on_signal(signum: int, _frame: Any) -> None:
-        app.post(Command("quit"))
+        app.post(Command.QUIT)
 
     for s in sigs:
         signal.signal(s, on_signal)
@@ -754,20 +774,14 @@ def _configure_logging() -> None:
 def _tray_actions(app: DictationApp) -> Any:
     from dictation.tray import TrayActions
 
-    def post(name: str) -> Callable[[], None]:
-        return lambda: app.post(Command(name))
-
     return TrayActions(
-        on_toggle=post("toggle"),
-        on_select_model=lambda name: app.post(Command("select_model", name)),
-        on_select_microphone=lambda name: app.post(Command("select_mic", name)),
-        on_copy_last=post("copy_last"),
-        on_open_settings=post("open_settings"),
-        on_quit=post("quit"),
+        post=app.post,
         models=app.model_names,
         current_model=app.current_model,
         microphones=app.microphone_names,
         current_microphone=app.current_microphone,
+        recent=app.recent_texts,
+        on_copy_text=app.copy_text,
         downloadable=app.downloadable_models,
         on_download=app.download_model,
         download_status=app.download_status,
@@ -809,14 +823,14 @@ def run_app(config_path: Path | None, with_tray: bool) -> int:
     """``dictation app`` (tray) / ``dictation listen`` (no tray). Returns the exit code; raises
     DictationError (printed by the CLI, exit 2) for a bad config, a second instance, or (without
     the tray) a missing microphone or model."""
-    from dictation.control import COMMANDS, ControlServer
+    from dictation.control import ControlServer
 
     _configure_logging()
     config = load_config(config_path)  # no file at the default location: the defaults
     watcher = ConfigWatcher(config_path or default_config_path(), config)
     app = DictationApp(watcher.config, watcher=watcher, with_tray=with_tray,
                        events=EventLog.from_env())
-    server = ControlServer(app.on_control, commands=(*COMMANDS, "quit"))
+    server = ControlServer(app.on_control, commands=(*CONTROL_COMMANDS, Command.QUIT))
     server.start()  # refuses a second instance before the slow start-up
     try:
         with _signals_post_quit(app):

@@ -9,22 +9,32 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dictation import SAMPLE_RATE, __version__
+from dictation.commands import CONTROL_COMMANDS, CONTROL_HELP, Command
 from dictation.errors import DictationError
 
 
-def _help_epilog() -> str:
-    from dictation.config import config_help_lines, default_config_path
+class _Parser(argparse.ArgumentParser):
+    """Builds the configuration epilog only when help is printed (it imports the config
+    module), so that ``dictation toggle`` stays light."""
 
-    return ("configuration (" + str(default_config_path()) + "; every key optional):\n  "
-            + "\n  ".join(config_help_lines()))
+    def format_help(self) -> str:
+        if self.epilog is None and self.prog == "dictation":
+            from dictation.config import config_help_lines, default_config_path
+
+            self.epilog = ("configuration (" + str(default_config_path())
+                           + "; every key optional):\n  " + "\n  ".join(config_help_lines()))
+        return super().format_help()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. ``dictation bench``'s options come from the benchmark
+    package, which imports torch: they are added only when ``argv`` (None: all of them) names
+    ``bench``, so the control commands import nothing heavy."""
+    parser = _Parser(
         prog="dictation", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Local streaming dictation: double-tap the hotkey, speak, and the words are "
                     "typed into the focused window as you speak; one tap stops. No audio leaves "
-                    "this machine.", epilog=_help_epilog())
+                    "this machine.")
     parser.add_argument("--version", action="version", version=f"dictation {__version__}")
     parser.add_argument("--config", type=Path, help="config file (default: the XDG location)")
     sub = parser.add_subparsers(dest="command", metavar="command")
@@ -41,14 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one JSON object per line: file, event, audio_time_s, text, segment")
     tr.add_argument("--chunk", type=float, default=0.1, help="--stream chunk size (s)")
 
-    from dictation.bench.run import add_bench_arguments
+    bench = sub.add_parser("bench", help="WER, speed and latency on a speech set")
+    if argv is None or "bench" in argv:
+        from dictation.bench.run import add_bench_arguments
 
-    add_bench_arguments(sub.add_parser("bench", help="WER, speed and latency on a speech set"))
-    for name, text in (("toggle", "start or stop dictation in the running app"),
-                       ("start", "start dictation in the running app"),
-                       ("stop", "stop dictation in the running app"),
-                       ("status", "state of the running app")):
-        sub.add_parser(name, help=text)
+        add_bench_arguments(bench)
+    for command in CONTROL_COMMANDS:
+        sub.add_parser(command.value, help=CONTROL_HELP[command])
     cfg = sub.add_parser("config", help="print every option with its default")
     cfg.add_argument("--write", action="store_true",
                      help="write that default file to the config path (never overwrites)")
@@ -128,7 +137,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def cmd_control(command: str) -> int:
+def cmd_control(command: Command) -> int:
     from dictation.control import send_command
 
     print(send_command(command))
@@ -209,7 +218,16 @@ def cmd_vocab(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0] in CONTROL_COMMANDS:
+        # the shortcut a desktop binds: answered without argparse (which alone costs more
+        # start-up than the rest of the command)
+        try:
+            return cmd_control(Command(argv[0]))
+        except DictationError as exc:
+            print(f"dictation: {exc}", file=sys.stderr)
+            return 2
+    args = build_parser(argv).parse_args(argv)
     command = args.command or "app"
     try:
         if command in ("app", "listen"):
@@ -222,8 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dictation.bench.run import bench_main
 
             return bench_main(args)
-        if command in ("toggle", "start", "stop", "status"):
-            return cmd_control(command)
+        if command in CONTROL_COMMANDS:
+            return cmd_control(Command(command))
         if command == "config":
             return cmd_config(args)
         if command == "models":

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from dictation.commands import Command
 from dictation.errors import DictationError
 from dictation.icons import state_icon
 
@@ -61,16 +62,13 @@ class TrayError(DictationError):
 
 @dataclass
 class TrayActions:
-    """What the tray calls into. Actions run on the tray thread; providers are called whenever
-    the menu is rebuilt and must be cheap and thread-safe (read plain attributes)."""
+    """What the tray calls into. ``post`` runs on the tray thread (queue the work); providers
+    are called whenever the menu is rebuilt and must be cheap and thread-safe (read plain
+    attributes)."""
 
-    on_toggle: Callable[[], None]
-    on_select_model: Callable[[str], None]
-    on_select_microphone: Callable[[str | None], None]
-    """Called with a device name from `microphones()`, or None for the system default."""
-    on_copy_last: Callable[[], None]
-    on_open_settings: Callable[[], None]
-    on_quit: Callable[[], None]
+    post: Callable[[Command, str | None], None]
+    """Post a command with its argument (a model name for SELECT_MODEL, a device name or None
+    = the system default for SELECT_MIC)."""
     models: Callable[[], list[str]]
     current_model: Callable[[], str]
     microphones: Callable[[], list[str]]
@@ -163,6 +161,16 @@ def _download_items(actions: TrayActions) -> tuple[MenuEntry, ...]:
     return (SEPARATOR, *items) if items else ()
 
 
+def _post(post: Callable[[Command, str | None], None], command: Command,
+          arg: str | None = None) -> Callable[[], None]:
+    """A menu action posting ``command`` (with ``arg``) to the app."""
+
+    def call() -> None:
+        post(command, arg)
+
+    return call
+
+
 def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry, ...]:
     """The menu for `state`, built from the app's providers (no display needed)."""
     busy = TrayState(state) in (TrayState.LISTENING, TrayState.FINISHING)
@@ -170,7 +178,8 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
     models: list[str] = _safe(actions.models, "the model list", [])
     current_model: str | None = _safe(actions.current_model, "the current model", None)
     model_items = tuple(
-        MenuEntry(m, _bind(actions.on_select_model, m), checked=m == current_model, radio=True)
+        MenuEntry(m, _post(actions.post, Command.SELECT_MODEL, m), checked=m == current_model,
+                  radio=True)
         for m in models
     ) or (MenuEntry("(no models installed)", enabled=False),)
     model_items += _download_items(actions)
@@ -178,10 +187,10 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
     mics: list[str] = _safe(actions.microphones, "the microphone list", [])
     current_mic: str | None = _safe(actions.current_microphone, "the current microphone", None)
     mic_items = (
-        MenuEntry(SYSTEM_DEFAULT_MIC, _bind(actions.on_select_microphone, None),
+        MenuEntry(SYSTEM_DEFAULT_MIC, _post(actions.post, Command.SELECT_MIC, None),
                   checked=current_mic is None, radio=True),
         *(
-            MenuEntry(m, _bind(actions.on_select_microphone, m), checked=m == current_mic,
+            MenuEntry(m, _post(actions.post, Command.SELECT_MIC, m), checked=m == current_mic,
                       radio=True)
             for m in mics
         ),
@@ -191,16 +200,16 @@ def build_menu(actions: TrayActions, state: TrayState | str) -> tuple[MenuEntry,
         MenuEntry(menu_label(text), _bind(actions.on_copy_text, text))
         for text in recent[:RECENT_ITEMS]) if actions.on_copy_text else ()
     return (
-        MenuEntry("Stop dictation" if busy else "Start dictation", actions.on_toggle,
-                  default=True),
+        MenuEntry("Stop dictation" if busy else "Start dictation",
+                  _post(actions.post, Command.TOGGLE), default=True),
         MenuEntry("Model", submenu=model_items),
         MenuEntry("Microphone", submenu=mic_items),
         SEPARATOR,
-        MenuEntry("Copy last transcript", actions.on_copy_last),
+        MenuEntry("Copy last transcript", _post(actions.post, Command.COPY_LAST)),
         *((MenuEntry("Recent", submenu=recent_items),) if recent_items else ()),
-        MenuEntry("Open settings", actions.on_open_settings),
+        MenuEntry("Open settings", _post(actions.post, Command.OPEN_SETTINGS)),
         SEPARATOR,
-        MenuEntry("Quit", actions.on_quit),
+        MenuEntry("Quit", _post(actions.post, Command.QUIT)),
     )
 
 

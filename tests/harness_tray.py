@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dictation.commands import Command
 from dictation.tray import MenuEntry, TrayActions, TrayState, build_menu
 
 POLL_S = 0.05
@@ -234,8 +235,7 @@ def tray_menu_entries(models: Sequence[str] = (), current_model: str = "",
         return None
 
     return build_menu(
-        TrayActions(on_toggle=nothing, on_select_model=nothing, on_select_microphone=nothing,
-                    on_copy_last=nothing, on_open_settings=nothing, on_quit=nothing,
+        TrayActions(post=nothing,
                     models=lambda: list(models), current_model=lambda: current_model,
                     microphones=lambda: list(microphones),
                     current_microphone=lambda: current_microphone),
@@ -272,10 +272,19 @@ def serve(events_path: str) -> None:
         record("quit")
         tray.stop()
 
+    def post(command: Command, arg: str | None) -> None:
+        if command is Command.SELECT_MODEL and arg is not None:
+            select_model(arg)
+        elif command is Command.SELECT_MIC:
+            select_mic(arg)
+        elif command is Command.QUIT:
+            quit_app()
+        else:
+            record({Command.TOGGLE: "toggle", Command.COPY_LAST: "copy",
+                    Command.OPEN_SETTINGS: "settings"}[command])
+
     tray = Tray(TrayActions(
-        on_toggle=lambda: record("toggle"), on_select_model=select_model,
-        on_select_microphone=select_mic, on_copy_last=lambda: record("copy"),
-        on_open_settings=lambda: record("settings"), on_quit=quit_app,
+        post=post,
         models=lambda: list(DEMO_MODELS), current_model=lambda: current["model"] or "",
         microphones=lambda: list(DEMO_MICROPHONES), current_microphone=lambda: current["mic"],
     ))

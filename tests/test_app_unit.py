@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from dictation.app import (
-    Command,
     DictationApp,
     State,
     available_models,
@@ -25,6 +24,7 @@ from dictation.app import (
     streaming_config,
 )
 from dictation.asr.events import Commit, EndOfSegment, Event, Partial
+from dictation.commands import Command, Request
 from dictation.config import (
     Config,
     ConfigWatcher,
@@ -445,13 +445,13 @@ def event_names(app: DictationApp) -> list[str]:
 
 def test_start_listen_stop_types_everything(worker: tuple[DictationApp, Desk]) -> None:
     app, desk = worker
-    app.handle(Command("start"))
+    app.handle(Request(Command.START))
     assert app.state is State.LISTENING
     assert app.status() == "listening model=tiny.en mic=default"
     app.listen_tick()
     app.listen_tick()
     assert desk.typist.text == "Hello there"
-    app.handle(Command("stop"))
+    app.handle(Request(Command.STOP))
     assert app.state is State.IDLE
     assert desk.typist.text == "Hello there friend."
     assert desk.journal.entries == [("Hello there friend.", "Gedit", True)]
@@ -465,36 +465,36 @@ def test_start_listen_stop_types_everything(worker: tuple[DictationApp, Desk]) -
 
 def test_toggle_and_redundant_commands(worker: tuple[DictationApp, Desk]) -> None:
     app, _ = worker
-    app.handle(Command("stop"))  # not listening: nothing happens
+    app.handle(Request(Command.STOP))  # not listening: nothing happens
     assert app.state is State.IDLE
-    app.handle(Command("toggle"))
+    app.handle(Request(Command.TOGGLE))
     assert app.state is State.LISTENING
     session = app.session
-    app.handle(Command("start"))  # already listening: same session goes on
+    app.handle(Request(Command.START))  # already listening: same session goes on
     assert app.session is session
-    app.handle(Command("toggle"))
+    app.handle(Request(Command.TOGGLE))
     assert app.state is State.IDLE
-    app.handle(Command("quit"))
+    app.handle(Request(Command.QUIT))
     assert app.quitting
 
 
 def test_control_replies(worker: tuple[DictationApp, Desk]) -> None:
     app, _ = worker
-    assert app.on_control("status") == "idle model=tiny.en mic=default"
-    assert app.on_control("stop").startswith("not stopped: idle")
-    assert app.on_control("toggle") == "toggle requested (was idle)"
+    assert app.on_control(Command.STATUS) == "idle model=tiny.en mic=default"
+    assert app.on_control(Command.STOP).startswith("not stopped: idle")
+    assert app.on_control(Command.TOGGLE) == "toggle requested (was idle)"
     app.step()  # the worker takes the queued toggle
     assert app.state is State.LISTENING
-    assert app.on_control("start").startswith("not started: listening")
+    assert app.on_control(Command.START).startswith("not started: listening")
 
 
 def test_model_switch_waits_for_the_dictation_to_end(worker: tuple[DictationApp, Desk]
                                                      ) -> None:
     app, _ = worker
-    app.handle(Command("start"))
-    app.handle(Command("select_model", "mine"))
+    app.handle(Request(Command.START))
+    app.handle(Request(Command.SELECT_MODEL, "mine"))
     assert app.model_name == "tiny.en"
-    app.handle(Command("stop"))
+    app.handle(Request(Command.STOP))
     assert app.model_name == "mine"
     assert app.loaded == [app.models["mine"]]  # type: ignore[attr-defined]
     assert app.recognizer.model_id == app.models["mine"]  # type: ignore[union-attr]
@@ -506,7 +506,7 @@ def test_model_switch_waits_for_the_dictation_to_end(worker: tuple[DictationApp,
 
 def test_model_that_fails_to_load_keeps_the_old_one(worker: tuple[DictationApp, Desk]) -> None:
     app, desk = worker
-    app.handle(Command("select_model", "broken"))
+    app.handle(Request(Command.SELECT_MODEL, "broken"))
     assert app.model_name == "tiny.en" and app.state is State.IDLE
     assert desk.notes[-1][0] == "Model not changed" and "Known models" in desk.notes[-1][1]
 
@@ -520,22 +520,22 @@ def test_microphone_error_shows_and_blocks_start_until_another_mic(
     app.idle_poll()
     assert app.state is State.ERROR
     assert "USB stopped" in app.status()
-    app.handle(Command("start"))
+    app.handle(Request(Command.START))
     assert app.state is State.ERROR and desk.notes[-1][0] == "Cannot start dictation"
     mic.bad_specs.add("nothing")
-    app.handle(Command("select_mic", "nothing"))
+    app.handle(Request(Command.SELECT_MIC, "nothing"))
     assert app.state is State.ERROR and "No input device" in desk.notes[-1][1]
-    app.handle(Command("select_mic", "pulse"))
+    app.handle(Request(Command.SELECT_MIC, "pulse"))
     assert app.state is State.IDLE
     assert app.current_microphone() == "pulse"
-    app.handle(Command("start"))
+    app.handle(Request(Command.START))
     assert app.state is State.LISTENING
 
 
 def test_microphone_failing_while_listening_stops_and_keeps_the_text(
         worker: tuple[DictationApp, Desk]) -> None:
     app, desk = worker
-    app.handle(Command("start"))
+    app.handle(Request(Command.START))
     app.listen_tick()
     mic = app.mic
     assert isinstance(mic, FakeMic)
@@ -561,8 +561,8 @@ def test_config_changes_apply_and_invalid_files_are_reported(
     path.write_text('[ui]\naudio_cues = true\n[[replacements]]\npattern = "there"\n'
                     'replacement = "thére"\n')
     app.idle_poll()
-    app.handle(Command("start"))
-    app.handle(Command("stop"))
+    app.handle(Request(Command.START))
+    app.handle(Request(Command.STOP))
     assert desk.typist.text == "Hello thére friend."
 
 
@@ -572,10 +572,10 @@ def test_step_waits_for_commands_and_polls_when_idle(worker: tuple[DictationApp,
     polls: list[int] = []
     app.idle_poll = lambda: polls.append(1)  # type: ignore[method-assign]
     app._next_poll = app._clock() + 60  # commands are queued: step() does not wait
-    app.post(Command("start"))
+    app.post(Command.START)
     app.step()
     assert app.state is State.LISTENING
-    app.post(Command("stop"))
+    app.post(Command.STOP)
     app.step()  # reads audio, then takes the stop
     assert app.state is State.IDLE
     app._next_poll = 0.0
@@ -586,13 +586,13 @@ def test_step_waits_for_commands_and_polls_when_idle(worker: tuple[DictationApp,
 def test_a_failing_step_ends_the_dictation_not_the_app(worker: tuple[DictationApp, Desk]
                                                        ) -> None:
     app, desk = worker
-    app.handle(Command("start"))
+    app.handle(Request(Command.START))
 
     def explode(_pcm: np.ndarray) -> list[Event]:
         raise ValueError("decoder bug")
 
     app.session.feed = explode  # type: ignore[union-attr, method-assign]
-    app.post(Command("stop"))
+    app.post(Command.STOP)
     app._guarded(app.listen_tick)
     assert app.state is State.IDLE
     assert "decoder bug" in desk.notes[-1][1]

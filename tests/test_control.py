@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dictation.commands import Command
 from dictation.control import (
     ControlServer,
     control_socket_path,
@@ -30,10 +31,10 @@ class App:
     """Records the commands it gets, like the real app's handler would queue them."""
 
     def __init__(self) -> None:
-        self.commands: list[str] = []
+        self.commands: list[Command] = []
         self.running = False
 
-    def handle(self, command: str) -> str:
+    def handle(self, command: Command) -> str:
         self.commands.append(command)
         if command == "status":
             return "recording" if self.running else "idle"

