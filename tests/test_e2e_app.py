@@ -109,12 +109,13 @@ def plain_words(text: str) -> str:
                     if w)
 
 
-def jfk_transcript() -> str:
+def dev_transcript(name: str) -> str:
+    """The dev set's (normalised) transcript of ``name``."""
     for line in (SHARED / "data" / "dev" / "transcripts.tsv").read_text().splitlines():
         fields = line.split("\t")
-        if fields[0] == "whisper-jfk":
+        if fields[0] == name:
             return fields[3]
-    raise AssertionError("whisper-jfk is not in the dev set")
+    raise AssertionError(f"{name} is not in the dev set")
 
 
 def stable_text(settle_s: float = 0.4, timeout: float = 10.0) -> str:
@@ -303,7 +304,7 @@ def test_words_appear_while_speaking_and_the_whole_transcript_after_stop(app: Ru
     pattern, replacement = REPLACEMENT
     assert replacement in text, text
     restored = text.replace(replacement, pattern)
-    got, ref = wer(restored, jfk_transcript()), wer(app.reference, jfk_transcript())
+    got, ref = wer(restored, dev_transcript("whisper-jfk")), wer(app.reference, dev_transcript("whisper-jfk"))
     assert got <= ref + WER_TOLERANCE, (
         f"live WER {got:.3f} vs transcribe --stream {ref:.3f}:\nlive: {text}\n"
         f"stream: {app.reference}")
@@ -461,6 +462,54 @@ def test_dictation_into_xterm_arrives(app: RunningApp,
     typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
     assert plain_words(typed) == words
     assert harness_text() == ""
+
+
+SPOKEN_PARTS = ("sb-spk1-snt1", "new line", "sb-spk2-snt2", "scratch that", "sb-spk1-snt5")
+"""A dictation with spoken commands: dev sentences, and between them command phrases."""
+PAUSE_S = 1.2
+"""Silence around each part: a pause the recogniser ends a segment at (commands are phrases
+of their own)."""
+
+
+def spoken_commands_wav(out: Path) -> Path:
+    """Dev speech joined with spoken command phrases, ``PAUSE_S`` of silence around each.
+    Dev has no recordings of command phrases, so only those phrases are synthesised, with
+    espeak-ng (the harness installs it; its klatt voice is the one tiny.en understands)."""
+    import soundfile as sf
+
+    from dictation.audio.files import load_audio
+
+    pause = np.zeros(int(PAUSE_S * 16000), dtype=np.float32)
+    pieces = [pause]
+    for part in SPOKEN_PARTS:
+        wav = SHARED / "data" / "dev" / "wav" / f"{part}.wav"
+        if not wav.is_file():
+            synth = out / f"{part.replace(' ', '_')}.wav"
+            subprocess.run(["espeak-ng", "-v", "en-us+klatt", "-s", "130", "-w", str(synth),
+                            part], check=True, timeout=60)
+            wav = synth
+        pieces += [load_audio(wav), pause]
+    path = out / "spoken-commands.wav"
+    sf.write(path, np.concatenate(pieces), 16000)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_spoken_new_line_and_scratch_that_shape_the_text(app: RunningApp,
+                                                          tmp_path: Path) -> None:
+    """"new line" breaks the line, "scratch that" deletes the sentence before it: the box ends
+    with the first sentence, a line break and the last sentence."""
+    harness_focus()
+    harness_clear()
+    _, _, mark = dictate(app, spoken_commands_wav(tmp_path))
+    text = stable_text()
+    lines = text.split("\n")
+    assert len(lines) == 2, repr(text)
+    assert wer(lines[0], dev_transcript("sb-spk1-snt1")) <= 0.25, repr(text)
+    assert wer(lines[1], dev_transcript("sb-spk1-snt5")) <= 0.25, repr(text)
+    words = plain_words(text).split()
+    assert "joy" not in words and "scratch" not in words and "line" not in words, repr(text)
+    assert any(e["event"] == "scratched" for e in app.events()[mark:])
 
 
 def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None:
