@@ -304,7 +304,8 @@ def test_words_appear_while_speaking_and_the_whole_transcript_after_stop(app: Ru
     pattern, replacement = REPLACEMENT
     assert replacement in text, text
     restored = text.replace(replacement, pattern)
-    got, ref = wer(restored, dev_transcript("whisper-jfk")), wer(app.reference, dev_transcript("whisper-jfk"))
+    jfk = dev_transcript("whisper-jfk")
+    got, ref = wer(restored, jfk), wer(app.reference, jfk)
     assert got <= ref + WER_TOLERANCE, (
         f"live WER {got:.3f} vs transcribe --stream {ref:.3f}:\nlive: {text}\n"
         f"stream: {app.reference}")

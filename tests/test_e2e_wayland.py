@@ -32,7 +32,7 @@ from test_e2e_app import (
     RunningApp,
     app_env,
     colour_pixels,
-    jfk_transcript,
+    dev_transcript,
     ready_app,
     wer,
 )
@@ -218,8 +218,8 @@ def test_shortcut_dictation_types_while_speaking_with_the_tray_in_swaybar(
     text = settled(desk.text)
     pattern, replacement = REPLACEMENT
     assert replacement in text, text
-    got = wer(text.replace(replacement, pattern), jfk_transcript())
-    ref = wer(app.reference, jfk_transcript())
+    got = wer(text.replace(replacement, pattern), dev_transcript("whisper-jfk"))
+    ref = wer(app.reference, dev_transcript("whisper-jfk"))
     assert got <= ref + WER_TOLERANCE, f"live {got:.3f} vs stream {ref:.3f}: {text}"
     assert typed_text(app, mark).strip() == text.strip()
     hotkey = [e for e in read_events(app.events_path)[mark:] if e["event"] == "hotkey"]
