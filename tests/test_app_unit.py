@@ -61,6 +61,10 @@ class FakeTypist:
             raise InjectionError("xtest: the X server went away")
         self.calls.append((text, terminal))
 
+    def erase(self, count: int) -> None:
+        """BackSpace ``count`` times: recorded as that many "\\b" in :attr:`text`."""
+        self.calls.append(("\b" * count, False))
+
     @property
     def text(self) -> str:
         return "".join(text for text, _ in self.calls)
@@ -513,8 +517,9 @@ class FakeSession:
     """Emits one Commit per non-empty feed (words from a script), and EndOfSegment at
     finish()."""
 
-    def __init__(self, words: list[str]) -> None:
+    def __init__(self, words: list[str], config: Any = None) -> None:
         self.words = words
+        self.config = config
         self.fed = 0
         self.last_sample: float | None = None
         self.committed = ""
@@ -543,7 +548,7 @@ class FakeRecognizer:
     sessions: list[FakeSession] = field(default_factory=list)
 
     def open_session(self, config: Any = None) -> FakeSession:
-        self.sessions.append(FakeSession(list(self.words)))
+        self.sessions.append(FakeSession(list(self.words), config))
         return self.sessions[-1]
 
 

@@ -58,11 +58,20 @@ class Injector:
 
     name: str
     type_fn: Callable[..., None]
+    erase_fn: Callable[[int], None] | None = None
+    """Presses BackSpace n times; None where the back-end cannot (a clipboard paste)."""
 
     def type_text(self, text: str, terminal: bool = False) -> None:
         """Type ``text`` (NFC-normalised by the back-end); ``terminal`` selects terminal
         conventions (Ctrl+Shift+V to paste). Raises :class:`InjectionError`."""
         self.type_fn(text, terminal=terminal)
+
+    def erase(self, count: int) -> None:
+        """Delete ``count`` code points before the caret (BackSpace); InjectionError where
+        this back-end cannot."""
+        if self.erase_fn is None:
+            raise InjectionError(f"the {self.name} typing back-end cannot delete text")
+        self.erase_fn(count)
 
 
 def detect_session(env: Mapping[str, str] | None = None, platform: str = sys.platform) -> Session:
@@ -112,7 +121,8 @@ def choose_backend(name: str = "auto", session: Session | None = None) -> Inject
     for candidate in candidates:
         type_fn, reason = _unavailable_reason(candidate)
         if type_fn is not None:
-            return Injector(candidate, type_fn)
+            module = importlib.import_module(f"{__name__}.{BACKENDS[candidate]}")
+            return Injector(candidate, type_fn, getattr(module, "erase", None))
         reasons.append(f"{candidate}: {reason}")
     if not candidates:
         raise InjectionError(

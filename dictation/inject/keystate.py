@@ -104,6 +104,14 @@ class GuardedXTestTyping:
         self.watch = watch
         self.timeout_s = timeout_s
 
+    def erase(self, count: int) -> None:
+        """Press BackSpace ``count`` times, each once the user holds no modifier."""
+        from dictation.inject.xtest import erase
+
+        for _ in range(count):
+            self.watch.wait_released(self.timeout_s)
+            erase(1)
+
     def type_text(self, text: str, terminal: bool = False, window: int | None = None) -> None:
         """Type ``text`` (NFC-normalised) into the focused window (with ``window``: only while
         the focus is inside it, else :class:`~dictation.errors.FocusLost`); raises

@@ -105,6 +105,12 @@ def type_text(text: str, *, terminal: bool = False, runner: Runner = subprocess.
         _run(command, runner)
 
 
+def erase(count: int, *, runner: Runner = subprocess.run) -> None:
+    """Press BackSpace ``count`` times in the focused Wayland window (one wtype run)."""
+    if count > 0:
+        _run(["wtype", *(["-k", "BackSpace"] * count)], runner)
+
+
 def press_combo(combo: Sequence[str], *, runner: Runner = subprocess.run) -> None:
     """Press a key combination (e.g. ``("ctrl", "v")``) in the focused window."""
     _run(combo_command(combo), runner)

@@ -64,3 +64,10 @@ def type_text(text: str, *, terminal: bool = False, runner: Runner = subprocess.
     run_tool(
         build_command(text), what="typing with xdotool", input_bytes=text.encode(), runner=runner
     )
+
+
+def erase(count: int, *, runner: Runner = subprocess.run) -> None:
+    """Press BackSpace ``count`` times in the focused X11 window with xdotool."""
+    if count > 0:
+        run_tool(["xdotool", "key", "--repeat", str(count), "--delay", str(KEY_DELAY_MS),
+                  "BackSpace"], what="deleting with xdotool", runner=runner)

@@ -265,3 +265,13 @@ def type_text(text: str, *, terminal: bool = False, window: int | None = None) -
         return
     with open_typer() as typer:
         typer.type_text(text, window)
+
+
+def erase(count: int) -> None:
+    """Press BackSpace ``count`` times in the focused X11 window (deletes that many code points
+    before the caret). Raises :class:`InjectionError`."""
+    if count <= 0:
+        return
+    with open_typer() as typer:
+        for _ in range(count):
+            typer.press_combo([XK.XK_BackSpace])

@@ -312,7 +312,10 @@ class OutputPipeline:
         try:
             with self._muted():
                 self._wait_keys()
-                self.injector.type_text("\b" * len(phrase), terminal=self._terminal)
+                erase = getattr(self.injector, "erase", None)
+                if erase is None:
+                    raise InjectionError("this typing method cannot delete text")
+                erase(len(phrase))
         except InjectionError as exc:
             self._notify(NOTIFY_TITLE, f"“Scratch that” failed: {exc}.")
             return
@@ -324,10 +327,12 @@ class OutputPipeline:
 
     def _add(self, out: str, segment_end: bool) -> None:
         written = self._typed_any or bool(self._dictation_text.strip())  # typed or held
-        if not self._segment and not written and out[:1].isspace():
-            out = out.lstrip()  # nothing written before it: no leading space
-        elif not self._segment and written and out and not out[:1].isspace():
-            out = " " + out  # continue the text of the previous segment
+        if not self._segment and out[:1].isspace() and (
+                not written or self._dictation_text[-1:].isspace()):
+            out = out.lstrip()  # nothing written before it, or a line break: no leading space
+        elif (not self._segment and written and out and not out[:1].isspace()
+              and not self._dictation_text[-1:].isspace()):
+            out = " " + out  # continue the text of the previous segment (not a new line)
         self._segment += out
         self._dictation_text += out
         if self._terminal:

@@ -233,9 +233,9 @@ class SpokenShaper:
             self._mark = mark  # replaces the recognised mark the segment ended with
             self._case = mark in SENTENCE_END
             return []
-        if key in LINE_COMMANDS:
+        if key in LINE_COMMANDS:  # a unit of its own: "scratch that" after it deletes it
             self._case, self._line_start = True, True
-            return [*self._settle_mark(), TypeText(LINE_COMMANDS[key])]
+            return [*self._settle_mark(), TypeText(LINE_COMMANDS[key]), SegmentDone()]
         if key in SCRATCH_PHRASES:
             self._mark = ""  # the scratched phrase's mark was never typed
             return [*self._settle_mark(), ScratchThat()]
