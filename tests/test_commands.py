@@ -17,6 +17,7 @@ from dictation.commands import (
     HANDLERS,
     Command,
     Request,
+    Trigger,
     dispatch,
     parse_control_command,
 )
@@ -34,11 +35,11 @@ class Handlers:
         self.listening = listening
         self.calls: list[tuple[str, str | None]] = []
 
-    def start_dictation(self) -> None:
-        self.calls.append(("start", None))
+    def start_dictation(self, trigger: Trigger | None) -> None:
+        self.calls.append(("start", None if trigger is None else repr(trigger)))
 
-    def stop_dictation(self) -> None:
-        self.calls.append(("stop", None))
+    def stop_dictation(self, trigger: Trigger | None) -> None:
+        self.calls.append(("stop", None if trigger is None else repr(trigger)))
 
     def quit(self) -> None:
         self.calls.append(("quit", None))
@@ -74,6 +75,16 @@ def test_dispatch_calls_the_matching_handler() -> None:
                        ("mic", None), ("mic", "pulse"), ("copy", None), ("settings", None)]
     with pytest.raises(ValueError, match="model name"):
         dispatch(h, Request(Command.SELECT_MODEL))
+
+
+def test_the_trigger_travels_with_start_and_stop() -> None:
+    h = Handlers()
+    at = Trigger(12.5, None)
+    dispatch(h, Request(Command.START, trigger=at))
+    dispatch(h, Request(Command.STOP, trigger=at))
+    assert h.calls == [("start", "Trigger(12.5, None)"), ("stop", "Trigger(12.5, None)")]
+    assert Request(Command.START, trigger=at) == Request(Command.START, trigger=Trigger(12.5, None))
+    assert Request(Command.START, trigger=at) != Request(Command.START)
 
 
 def test_toggle_follows_the_listening_state() -> None:
