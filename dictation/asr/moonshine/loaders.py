@@ -186,18 +186,30 @@ def fold_constants(graph: OrtGraph) -> dict[str, np.ndarray]:
     """Every constant tensor of the graph and its sub-graphs, plus the outputs of the
     dequantization chains (Cast of an int8 constant to float32, then Mul and Add with float
     constants), computed as onnxruntime would (float32)."""
-    values: dict[str, np.ndarray] = {name: t.array for name, t in graph.all_initializers().items()}
-    for _, node in graph.walk():
+    initializers = graph.all_initializers()
+    values: dict[str, np.ndarray] = {name: t.array for name, t in initializers.items()}
+    walk = graph.walk()
+    consumers: dict[str, int] = {}
+    for _, node in walk:
+        for name in node.inputs:
+            consumers[name] = consumers.get(name, 0) + 1
+    for _, node in walk:
         if not node.inputs or not all(i in values for i in node.inputs):
             continue
         args = [values[i] for i in node.inputs]
         if node.op_type == "Cast" and args[0].dtype == np.int8:
             values[node.outputs[0]] = args[0].astype(np.float32)
         elif node.op_type in ("Mul", "Add") and all(a.dtype == np.float32 for a in args):
+            first = node.inputs[0]
+            # an intermediate only this node reads is updated in place (saves memory and time)
+            reuse = (first not in initializers and consumers.get(first) == 1
+                     and args[0].shape == np.broadcast_shapes(args[0].shape, args[1].shape))
+            out = values.pop(first) if reuse else args[0].copy()
             if node.op_type == "Mul":
-                values[node.outputs[0]] = (args[0] * args[1]).astype(np.float32)
+                out *= args[1]
             else:
-                values[node.outputs[0]] = (args[0] + args[1]).astype(np.float32)
+                out += args[1]
+            values[node.outputs[0]] = out
     return values
 
 
@@ -234,9 +246,10 @@ def map_ort_parameters(model: Moonshine, part: str, graph: OrtGraph,
     for _, node in graph.walk():
         nodes.setdefault(node.name, node)
     module = model.get_submodule(part)
+    shapes = {key: tuple(value.shape) for key, value in module.state_dict().items()}
     tensors: dict[str, torch.Tensor] = {}
     sources: dict[str, str] = {}
-    for key in module.state_dict():
+    for key, expected in shapes.items():
         module_path, _, kind = key.rpartition(".")
         sub = module.get_submodule(module_path)
         if isinstance(sub, nn.Linear):
@@ -267,12 +280,12 @@ def map_ort_parameters(model: Moonshine, part: str, graph: OrtGraph,
                              f"{', '.join(s + '/' + op for s in _node_paths(module_path, prefix))}"
                              "); the file is not a Moonshine v1 export this loader knows.")
         array = values[found]
-        expected = tuple(module.state_dict()[key].shape)
         if transpose:
             array = array.T
         if array.shape != expected and array.size == int(np.prod(expected)):
             array = array.reshape(expected)  # GroupNorm's affine is stored as (channels, 1)
-        tensors[f"{part}.{key}"] = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))
+        tensors[f"{part}.{key}"] = torch.from_numpy(np.require(array, np.float32,
+                                                               ["C_CONTIGUOUS", "WRITEABLE"]))
         sources[f"{part}.{key}"] = found
     return tensors, sources
 
@@ -296,7 +309,8 @@ def read_ort_checkpoint(
     enc_values = fold_constants(encoder)
     dec_values = fold_constants(decoder)
     dims = ort_dimensions(enc_values, dec_values, encoder, decoder, path)
-    skeleton = Moonshine(dims)
+    with torch.device("meta"):  # names, shapes and module types only
+        skeleton = Moonshine(dims)
     tensors, _ = map_ort_parameters(skeleton, "encoder", encoder, enc_values, "",
                                     str(path / ORT_ENCODER_FILE))
     dec_tensors, _ = map_ort_parameters(skeleton, "decoder", decoder, dec_values,
