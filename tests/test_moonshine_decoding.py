@@ -21,10 +21,16 @@ from dictation.asr.moonshine.decoding import (
     NoEndOfTextFirst,
     RepetitionGuard,
     decode,
+    encode,
     token_cap,
 )
 from dictation.asr.moonshine.loaders import LoadedMoonshine
-from dictation.asr.moonshine.model import Moonshine, MoonshineDimensions
+from dictation.asr.moonshine.model import (
+    MIN_SAMPLES,
+    Moonshine,
+    MoonshineDimensions,
+    encoder_frames,
+)
 from dictation.asr.moonshine.tokenizer import MoonshineTokenizer, tokenizer_from_pieces
 from dictation.asr.moonshine.transcribe import (
     MoonshineOfflineOptions,
@@ -194,3 +200,12 @@ def test_tokenizer_bin_round_trip(tmp_path: Path) -> None:
     assert tok.decode([259, 3 + ord("!")]) == "hello!"
     assert tok.decode([261]) == "x" * 150
     assert tok.decode([259, 5000]) == "hello"  # padding ids beyond the pieces are dropped
+
+
+def test_audio_shorter_than_one_encoder_frame_is_padded() -> None:
+    loaded = rigged_model(eager_end=False)
+    for n in (0, 10, MIN_SAMPLES - 1, MIN_SAMPLES):
+        assert encode(loaded, np.zeros(n, dtype=np.float32)).shape[1] == 1
+    assert encoder_frames(MIN_SAMPLES - 1) == 0 and encoder_frames(MIN_SAMPLES) == 1
+    short = decode(loaded, np.zeros(10, dtype=np.float32))
+    assert short.stop == "token_cap" and len(short.tokens) == 6  # the floor of the cap

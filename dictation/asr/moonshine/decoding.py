@@ -23,6 +23,7 @@ from torch import Tensor
 
 from dictation import SAMPLE_RATE
 from dictation.asr.moonshine.loaders import LoadedMoonshine
+from dictation.asr.moonshine.model import MIN_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,12 @@ class RepetitionGuard:
 
 @torch.inference_mode()
 def encode(loaded: LoadedMoonshine, audio: np.ndarray) -> Tensor:
-    """Encoder states (1, T, d_model) of 16 kHz mono float32 ``audio``."""
-    return loaded.model.encoder(torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None])
+    """Encoder states (1, T, d_model) of 16 kHz mono float32 ``audio`` (audio shorter than
+    the stem's minimum is padded with silence to one frame)."""
+    samples = np.ascontiguousarray(audio, np.float32)
+    if len(samples) < MIN_SAMPLES:
+        samples = np.pad(samples, (0, MIN_SAMPLES - len(samples)))
+    return loaded.model.encoder(torch.from_numpy(samples)[None])
 
 
 @torch.inference_mode()

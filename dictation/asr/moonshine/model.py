@@ -75,6 +75,10 @@ MOONSHINE_BASE = MoonshineDimensions(d_model=416, d_ff=1664, n_encoder_layers=8,
 """UsefulSensors/moonshine-base and moonshine-cpp's base-en: 61.5 M parameters."""
 
 
+MIN_SAMPLES = 127 + 12 * 64
+"""Shortest audio the stem turns into one encoder frame: 895 samples (56 ms)."""
+
+
 def encoder_frames(n_samples: int) -> int:
     """Encoder frames the stem makes of ``n_samples`` audio samples (0 when too short)."""
     if n_samples < 127:
