@@ -65,7 +65,8 @@ def load_moonshine(path: Path, fmt: str, name: str | None = None,
     if loader is None:
         raise ModelError(f"unknown Moonshine format {fmt!r}; expected one of {', '.join(FORMATS)}")
     dims, tensors, tokenizer = loader(path)
-    model = Moonshine(dims)
+    with torch.device("meta"):  # no memory, no random init: the checkpoint's tensors are used
+        model = Moonshine(dims)
     assign(model, tensors, path)
     model.eval()
     for p in model.parameters():
@@ -85,9 +86,10 @@ def use_int8_linear(model: Moonshine) -> None:
     quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-def assign(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
-    """Copy ``tensors`` (named like ``model.state_dict()``) into ``model``: every parameter
-    present, with the right shape; an unknown tensor is an error too."""
+def assign(model: Moonshine, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Make ``tensors`` (named like ``model.state_dict()``, float32) the parameters of
+    ``model`` (built on the meta device): every parameter present, with the right shape; an
+    unknown tensor is an error too. The tensors are used as they are, not copied."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -100,7 +102,9 @@ def assign(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> 
             raise ModelError(f"{source}: tensor {key} has shape {tuple(value.shape)}, expected "
                              f"{tuple(expected[key].shape)}; the checkpoint does not match its "
                              "configuration.")
-        expected[key].copy_(value.to(torch.float32))
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True,
+                          assign=True)
+    model.materialize_buffers()
 
 
 # --------------------------------------------------------------------------- Hugging Face
@@ -279,7 +283,7 @@ def map_ort_parameters(model: Moonshine, part: str, graph: OrtGraph,
             raise ModelError(f"{where}: found no constant for {part}.{key} (looked for nodes "
                              f"{', '.join(s + '/' + op for s in _node_paths(module_path, prefix))}"
                              "); the file is not a Moonshine v1 export this loader knows.")
-        array = values[found]
+        array = values.pop(found)  # freed once copied (transposed) into the tensor
         if transpose:
             array = array.T
         if array.shape != expected and array.size == int(np.prod(expected)):

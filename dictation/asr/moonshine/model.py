@@ -95,8 +95,15 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, rotary_dim: int, theta: float) -> None:
         super().__init__()
-        exponents = torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim
-        self.register_buffer("inv_freq", 1.0 / (theta ** exponents), persistent=False)
+        self.rotary_dim, self.theta = rotary_dim, theta
+        self.register_buffer("inv_freq", self.inverse_frequencies(), persistent=False)
+
+    def inverse_frequencies(self, device: torch.device | str | None = None) -> Tensor:
+        """1 / theta^(2i / rotary_dim) for i < rotary_dim / 2 (computed, not a checkpoint
+        tensor)."""
+        exponents = torch.arange(0, self.rotary_dim, 2, dtype=torch.float32,
+                                 device=device) / self.rotary_dim
+        return 1.0 / (self.theta ** exponents)
 
     def angles(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """cos and sin for integer ``positions`` (L,), each (L, 2 * len(inv_freq)), pairs
@@ -315,6 +322,13 @@ class Moonshine(nn.Module):
         self.dims = dims
         self.encoder = AudioEncoder(dims)
         self.decoder = TextDecoder(dims)
+
+    def materialize_buffers(self, device: torch.device | str = "cpu") -> None:
+        """Compute the non-checkpoint buffers (rotary frequencies) on ``device``: for a model
+        built on the meta device whose parameters were then assigned from a checkpoint."""
+        for module in self.modules():
+            if isinstance(module, RotaryEmbedding):
+                module.inv_freq = module.inverse_frequencies(device)
 
     def forward(self, audio: Tensor, tokens: Tensor) -> Tensor:
         """Teacher-forced logits (B, L, n_vocab) of ``tokens`` (B, L) given ``audio`` (B, S)."""
