@@ -84,6 +84,7 @@ def test_family_names_the_recognizer_family(tmp_path: Path) -> None:
     assert families["tiny.en"] == "whisper"
     assert families["moonshine-tiny-en"] == "moonshine"
     assert families["moonshine-streaming-tiny"] == "moonshine_streaming"
+    assert families["moonshine-base-en"] == "moonshine"
     assert resolve("tiny.en", download=False, cache_dir=tmp_path).family == "whisper"
     path = tmp_path / "catalog.toml"
     entry = '[models."x"]\nformat = "ct2"\nsource = "package"\npackage = "p"\nfiles = ["a"]\n'

@@ -1,7 +1,7 @@
 """The catalogue knows Moonshine: the embedded moonshine-base-en is found inside the
 moonshine-cpp package without importing it (its import loads native libraries the project
-never uses), local Moonshine folders are recognised by their files, and `load_recognizer`
-(streaming) says clearly that Moonshine cannot stream yet."""
+never uses), local Moonshine folders are recognised by their files, and both belong to the
+family "moonshine", whose loader the registry finds."""
 
 from __future__ import annotations
 
@@ -79,11 +79,13 @@ def test_local_moonshine_folders_are_recognised(tmp_path: Path) -> None:
     assert detect_format(hf) == "hf"
 
 
-def test_streaming_load_of_a_moonshine_model_says_it_cannot_stream_yet(tmp_path: Path) -> None:
-    from dictation.asr.recognizer import load_recognizer
+def test_moonshine_folders_and_entries_belong_to_the_moonshine_family(tmp_path: Path) -> None:
+    from dictation.asr.moonshine.recognizer import load_moonshine_recognizer
+    from dictation.asr.recognizer import family_loader
 
     folder = tmp_path / "ort"
     folder.mkdir()
     (folder / "encoder_model.ort").write_bytes(b"")
-    with pytest.raises(ModelError, match="cannot stream yet"):
-        load_recognizer(str(folder))
+    assert resolve_directory(folder).family == "moonshine"
+    assert load_catalog()["moonshine-base-en"].family == "moonshine"
+    assert family_loader("moonshine") is load_moonshine_recognizer

@@ -17,6 +17,7 @@ from dictation.asr.catalog import resolve
 from dictation.asr.moonshine.decoding import MoonshineDecodeOptions, decode, token_cap
 from dictation.asr.moonshine.loaders import LoadedMoonshine, load_moonshine
 from dictation.asr.moonshine.recognizer import MoonshineRecognizer, load_moonshine_recognizer
+from dictation.asr.recognizer import LoadOptions
 from dictation.audio.files import load_audio
 
 pytestmark = [pytest.mark.usefixtures("single_torch_thread"), pytest.mark.slow]
@@ -34,7 +35,7 @@ def recognizer() -> MoonshineRecognizer:
         resolved = resolve("moonshine-base-en")
     except Exception as exc:  # the optional extra is not installed
         pytest.skip(f"moonshine-base-en is not installed: {exc}")
-    return load_moonshine_recognizer(resolved.id, resolved.path, resolved.format, threads=1)
+    return load_moonshine_recognizer(resolved, LoadOptions(threads=1))
 
 
 def test_catalogue_entry_resolves_to_the_package_folder(recognizer: MoonshineRecognizer) -> None:

@@ -4,22 +4,17 @@ is cheap), with the segment's committed words forced as the decoder prefix, so t
 knows which text is already typed and goes on from there. The result is split into words for
 the commit policy (LocalAgreement, :mod:`dictation.asr.commit`).
 
-:class:`MoonshineStreamDecoder` has the shape of the family-neutral driver's re-decoding
-decoder (``new_state``, ``segment_closed``, ``context_s``); :meth:`MoonshineStreamDecoder.words`
-is its ``decode`` without the driver's ``Hypothesis`` wrapper (``Hypothesis(words)``, or None
-when it returns None). The model is shared and read-only; Moonshine v1 keeps no text between
-segments, so the per-stream state is empty.
+:class:`MoonshineStreamDecoder` is a :class:`dictation.asr.decoder.RedecodingDecoder` for the
+family-neutral driver (:mod:`dictation.asr.driver`). The model is shared and read-only;
+Moonshine v1 keeps no text between segments, so the per-stream state is empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
 
 from dictation.asr.commit import Word
+from dictation.asr.decoder import ClosedSegment, Hypothesis, SegmentView
 from dictation.asr.moonshine.decoding import MoonshineDecodeOptions, decode
 from dictation.asr.moonshine.loaders import LoadedMoonshine
 from dictation.asr.moonshine.tokenizer import SPACE_PIECE, MoonshineTokenizer
@@ -35,35 +30,6 @@ class MoonshineStreamConfig:
 @dataclass
 class MoonshineStreamState:
     """Per-stream state: none is needed (each segment is decoded on its own)."""
-
-
-class SegmentAudio(Protocol):
-    """What the decoder reads about the open segment (the driver's segment view)."""
-
-    @property
-    def start(self) -> int:
-        """Absolute sample index of the segment's first sample."""
-        ...
-
-    @property
-    def end(self) -> int:
-        """Decode the audio up to this absolute sample (exclusive)."""
-        ...
-
-    @property
-    def committed(self) -> list[Word]:
-        """Words of this segment already committed."""
-        ...
-
-    @property
-    def speech_samples(self) -> int:
-        """Samples of the segment the VAD took for speech so far."""
-        ...
-
-    @property
-    def audio(self) -> Callable[[int, int], np.ndarray]:
-        """``audio(a, b)``: the stream's samples from absolute index a to b."""
-        ...
 
 
 def split_words(tokens: list[int], tokenizer: MoonshineTokenizer) -> list[Word]:
@@ -96,13 +62,18 @@ class MoonshineStreamDecoder:
     def new_state(self) -> MoonshineStreamState:
         return MoonshineStreamState()
 
-    def segment_closed(self, segment: object, state: MoonshineStreamState) -> None:
+    def segment_closed(self, segment: ClosedSegment, state: MoonshineStreamState) -> None:
         """Nothing to keep: Moonshine v1 decodes each segment alone."""
 
-    def words(self, segment: SegmentAudio, state: MoonshineStreamState,
-              final: bool) -> list[Word] | None:
-        """The open segment's words from its start (committed words first, as forced); None
-        when nothing was heard and nothing is committed."""
+    def decode(self, segment: SegmentView, state: MoonshineStreamState,
+               final: bool) -> Hypothesis | None:
+        """The open segment's hypothesis from its start (committed words first, as forced);
+        None when nothing was heard."""
+        words = self.words(segment)
+        return None if words is None else Hypothesis(words)
+
+    def words(self, segment: SegmentView) -> list[Word] | None:
+        """The words of :meth:`decode`."""
         audio = segment.audio(segment.start, segment.end)
         prefix = [t for w in segment.committed for t in w.tokens]
         result = decode(self.loaded, audio, speech_found=segment.speech_samples > 0,
