@@ -193,3 +193,20 @@ def test_ort_base_en_equals_onnxruntime_on_the_package_graph(
         cache = ours.decoder.new_cache(torch.from_numpy(ort_states))
         logits = ours.decoder(torch.tensor([[1]]), cache)
     np.testing.assert_allclose(logits.numpy(), ort_logits, atol=2e-3, rtol=1e-3)
+
+
+def test_int8_compute_quantizes_the_linear_layers(tmp_path: Path) -> None:
+    """compute="int8": every Linear runs with dynamic int8 weights (torch's quantized kernels),
+    logits stay close to float32's; an unknown compute is refused."""
+    save_hf_folder(tmp_path, tiny_config(), seed=5)
+    exact = load_moonshine(tmp_path, "moonshine-hf")
+    quick = load_moonshine(tmp_path, "moonshine-hf", compute="int8")
+    assert not any(isinstance(m, torch.nn.Linear) for m in quick.model.modules())
+    torch.manual_seed(2)
+    audio = 0.1 * torch.randn(1, 16000)
+    tokens = torch.tensor([[1, 5, 9, 200]])
+    with torch.no_grad():
+        a, b = exact.model(audio, tokens), quick.model(audio, tokens)
+    assert float((a - b).abs().max()) < 0.05 * float(a.abs().max())
+    with pytest.raises(ModelError, match="compute"):
+        load_moonshine(tmp_path, "moonshine-hf", compute="int4")

@@ -81,9 +81,13 @@ def load_moonshine(path: Path, fmt: str, name: str | None = None,
 def use_int8_linear(model: Moonshine) -> None:
     """Replace every nn.Linear with torch's dynamically quantized int8 Linear, in place (the
     tied output projection stays float32)."""
-    from torch.ao.quantization import quantize_dynamic
+    import warnings
 
-    quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    with warnings.catch_warnings():  # torch 2.13 deprecates torch.ao (for torchao), still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.ao.quantization import quantize_dynamic
+
+        quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def assign(model: Moonshine, tensors: dict[str, torch.Tensor], source: Path) -> None:
