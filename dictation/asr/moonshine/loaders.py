@@ -83,8 +83,9 @@ def use_int8_linear(model: Moonshine) -> None:
     tied output projection stays float32)."""
     import warnings
 
-    with warnings.catch_warnings():  # torch 2.13 deprecates torch.ao (for torchao), still works
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with warnings.catch_warnings():  # torch 2.13 deprecates torch.ao and quantized tensors
+        warnings.simplefilter("ignore", DeprecationWarning)  # (for torchao); both still work
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
         from torch.ao.quantization import quantize_dynamic
 
         quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
