@@ -209,3 +209,18 @@ def test_audio_shorter_than_one_encoder_frame_is_padded() -> None:
     assert encoder_frames(MIN_SAMPLES - 1) == 0 and encoder_frames(MIN_SAMPLES) == 1
     short = decode(loaded, np.zeros(10, dtype=np.float32))
     assert short.stop == "token_cap" and len(short.tokens) == 6  # the floor of the cap
+
+
+def test_context_tokens_are_forced_but_not_returned_nor_capped() -> None:
+    loaded = rigged_model(eager_end=False)
+    no_guard = MoonshineDecodeOptions(repetition_min_tokens=10_000)
+    result = decode(loaded, AUDIO_2S, context=[7, 8, 9], options=no_guard)
+    # the rigged decoder repeats its current token: it went on from the context's last one,
+    # and the context itself is not in the result nor counted toward the cap of 2 s (13)
+    assert result.stop == "token_cap" and result.tokens == [9] * 13
+
+
+def test_end_of_text_first_is_forbidden_after_the_context_too() -> None:
+    loaded = rigged_model(eager_end=True)  # after token 1, end-of-text scores best
+    assert decode(loaded, AUDIO_2S, speech_found=False, context=[1]).tokens == []
+    assert decode(loaded, AUDIO_2S, speech_found=True, context=[1]).tokens

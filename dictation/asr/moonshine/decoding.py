@@ -114,27 +114,32 @@ def encode(loaded: LoadedMoonshine, audio: np.ndarray) -> Tensor:
 
 @torch.inference_mode()
 def decode(loaded: LoadedMoonshine, audio: np.ndarray, *, speech_found: bool = True,
-           prefix: list[int] | None = None,
+           prefix: list[int] | None = None, context: list[int] | None = None,
            options: MoonshineDecodeOptions | None = None,
            encoder_out: Tensor | None = None) -> MoonshineResult:
     """Greedy transcript of ``audio`` (16 kHz mono float32).
 
     speech_found: the VAD found speech in ``audio`` (enables :class:`NoEndOfTextFirst`).
     prefix: text tokens forced after <s> (text already committed); they count toward the cap.
+    context: text tokens of earlier audio at the start of ``audio``, forced before ``prefix``
+        (not counted toward the cap, not in the result); end-of-text first is forbidden after
+        them as without them.
     encoder_out: the encoder states of ``audio`` when the caller already has them."""
     options = options or MoonshineDecodeOptions()
     model, dims = loaded.model, loaded.dims
     prefix = list(prefix or [])
+    context = list(context or [])
     states = encoder_out if encoder_out is not None else encode(loaded, audio)
     cache = model.decoder.new_cache(states)
     cap = min(token_cap(len(audio), options.tokens_per_second, options.min_tokens),
-              dims.max_decoder_positions - 1)
+              dims.max_decoder_positions - 1 - len(context))
     rules = []
     if speech_found and options.forbid_eot_first_with_speech and not prefix:
         rules.append(NoEndOfTextFirst(dims.eos_token_id))
     guard = RepetitionGuard(options.repetition_max_ngram, options.repetition_min_repeats,
                             options.repetition_min_tokens)
-    logits = model.decoder(torch.tensor([[dims.bos_token_id, *prefix]]), cache)[0, -1]
+    logits = model.decoder(torch.tensor([[dims.bos_token_id, *context, *prefix]]),
+                           cache)[0, -1]
     generated: list[int] = []
     sum_logprob = 0.0
     stop = "token_cap"

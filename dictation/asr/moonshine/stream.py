@@ -6,13 +6,15 @@ the commit policy (LocalAgreement, :mod:`dictation.asr.commit`).
 
 :class:`MoonshineStreamDecoder` is a :class:`dictation.asr.decoder.RedecodingDecoder` for the
 family-neutral driver (:mod:`dictation.asr.driver`). The model is shared and read-only;
-Moonshine v1 keeps no text between segments, so the per-stream state is empty.
+Moonshine keeps no text of its own between segments (the driver hands back the closed
+segments it may decode as context), so the per-stream state is empty.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dictation import SAMPLE_RATE
 from dictation.asr.commit import Word
 from dictation.asr.decoder import ClosedSegment, Hypothesis, SegmentView
 from dictation.asr.moonshine.decoding import MoonshineDecodeOptions, decode
@@ -25,11 +27,16 @@ class MoonshineStreamConfig:
     """Moonshine's streaming settings."""
 
     decode: MoonshineDecodeOptions = field(default_factory=MoonshineDecodeOptions)
+    context_s: float = 0.0
+    """Earlier segments are decoded with the open one, their committed words forced before
+    its own (so Moonshine hears the sentence a fragment continues: a digit string said one
+    digit at a time, a sentence split at a pause), as long as all that audio spans at most
+    this long, seconds. 0 decodes each segment alone."""
 
 
 @dataclass
 class MoonshineStreamState:
-    """Per-stream state: none is needed (each segment is decoded on its own)."""
+    """Per-stream state: none is needed (context segments come from the driver)."""
 
 
 def split_words(tokens: list[int], tokenizer: MoonshineTokenizer) -> list[Word]:
@@ -51,19 +58,20 @@ def split_words(tokens: list[int], tokenizer: MoonshineTokenizer) -> list[Word]:
 class MoonshineStreamDecoder:
     """Re-decoding decoder over a loaded Moonshine model (shared, read-only)."""
 
-    context_s = 0.0
-    """Earlier segments are not decoded with the open one."""
-
     def __init__(self, loaded: LoadedMoonshine, config: MoonshineStreamConfig | None = None
                  ) -> None:
         self.loaded = loaded
         self.config = config or MoonshineStreamConfig()
 
+    @property
+    def context_s(self) -> float:
+        return self.config.context_s
+
     def new_state(self) -> MoonshineStreamState:
         return MoonshineStreamState()
 
     def segment_closed(self, segment: ClosedSegment, state: MoonshineStreamState) -> None:
-        """Nothing to keep: Moonshine v1 decodes each segment alone."""
+        """Nothing to keep (the driver keeps closed segments for ``context_s``)."""
 
     def decode(self, segment: SegmentView, state: MoonshineStreamState,
                final: bool) -> Hypothesis | None:
@@ -74,10 +82,15 @@ class MoonshineStreamDecoder:
 
     def words(self, segment: SegmentView) -> list[Word] | None:
         """The words of :meth:`decode`."""
-        audio = segment.audio(segment.start, segment.end)
+        horizon = segment.end - int(self.config.context_s * SAMPLE_RATE)
+        context = [s for s in segment.closed
+                   if self.config.context_s > 0 and s.start >= horizon and s.words]
+        origin = context[0].start if context else segment.start
+        audio = segment.audio(origin, segment.end)
         prefix = [t for w in segment.committed for t in w.tokens]
         result = decode(self.loaded, audio, speech_found=segment.speech_samples > 0,
-                        prefix=prefix, options=self.config.decode)
+                        prefix=prefix, options=self.config.decode,
+                        context=[t for s in context for w in s.words for t in w.tokens])
         if not result.tokens:
             return None
         return split_words(result.tokens, self.loaded.tokenizer)
