@@ -27,11 +27,12 @@ class MoonshineStreamConfig:
     """Moonshine's streaming settings."""
 
     decode: MoonshineDecodeOptions = field(default_factory=MoonshineDecodeOptions)
-    context_s: float = 0.0
+    context_s: float = 10.0
     """Earlier segments are decoded with the open one, their committed words forced before
     its own (so Moonshine hears the sentence a fragment continues: a digit string said one
     digit at a time, a sentence split at a pause), as long as all that audio spans at most
-    this long, seconds. 0 decodes each segment alone."""
+    this long, seconds. 0 decodes each segment alone. Measured on dev (simulated clock):
+    streamed WER 5.31 % with 0, 2.89 % with 10 s (digit strings 11.7 % -> 0 %)."""
 
 
 @dataclass
