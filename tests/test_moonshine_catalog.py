@@ -89,3 +89,19 @@ def test_moonshine_folders_and_entries_belong_to_the_moonshine_family(tmp_path: 
     assert resolve_directory(folder).family == "moonshine"
     assert load_catalog()["moonshine-base-en"].family == "moonshine"
     assert family_loader("moonshine") is load_moonshine_recognizer
+
+
+def test_family_moonshine_entries_in_the_transformers_layout_load(tmp_path: Path) -> None:
+    """A catalogue entry ``family = "moonshine"``, ``format = "hf"`` loads with the Moonshine
+    loader (as "moonshine-hf")."""
+    pytest.importorskip("transformers")
+    from test_moonshine_model import save_hf_folder, tiny_config
+
+    from dictation.asr.catalog import ResolvedModel
+    from dictation.asr.moonshine.recognizer import load_moonshine_recognizer
+    from dictation.asr.recognizer import LoadOptions
+
+    save_hf_folder(tmp_path, tiny_config(), seed=4)
+    resolved = ResolvedModel(id="x", format="hf", path=tmp_path, family="moonshine")
+    recognizer = load_moonshine_recognizer(resolved, LoadOptions(threads=1))
+    assert recognizer.loaded.dims.d_model == 64

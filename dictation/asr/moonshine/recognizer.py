@@ -66,9 +66,11 @@ class MoonshineRecognizer:
 
 def load_moonshine_recognizer(resolved: ResolvedModel, options: LoadOptions,
                               compute: str = "float32") -> MoonshineRecognizer:
-    """Load a resolved Moonshine checkpoint (format ``"moonshine-ort"`` or ``"moonshine-hf"``)
-    with the VAD network."""
-    loaded = load_moonshine(resolved.path, resolved.format, name=resolved.id, compute=compute)
+    """Load a resolved Moonshine checkpoint (format ``"moonshine-ort"``, or ``"moonshine-hf"`` /
+    ``"hf"`` for the Transformers layout) with the VAD network."""
+    # a catalogue entry of family "moonshine" may say format "hf" for the Transformers layout
+    fmt = "moonshine-hf" if resolved.format == "hf" else resolved.format
+    loaded = load_moonshine(resolved.path, fmt, name=resolved.id, compute=compute)
     vad = load_vad_net()
     torch.set_num_threads(options.threads)
     return MoonshineRecognizer(model_id=resolved.id, loaded=loaded, vad=vad)
