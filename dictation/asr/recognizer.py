@@ -27,7 +27,8 @@ class LoadOptions:
 FamilyLoader = Callable[[ResolvedModel, LoadOptions], Recognizer]
 """Loads a resolved model of one family into a :class:`~dictation.asr.session.Recognizer`."""
 
-FAMILY_MODULES: dict[str, str] = {"whisper": "dictation.asr.whisper.recognizer"}
+FAMILY_MODULES: dict[str, str] = {"whisper": "dictation.asr.whisper.recognizer",
+                                  "moonshine": "dictation.asr.moonshine.recognizer"}
 """Family name (the catalogue's ``family``) -> module that registers its loader on import."""
 
 _LOADERS: dict[str, FamilyLoader] = {}

@@ -31,14 +31,17 @@ def speech_probabilities(vad: SileroVadNet, audio: np.ndarray) -> np.ndarray:
                      for i in range(n)], dtype=np.float32)
 
 
-def window_cuts(probs: np.ndarray, n_samples: int, min_window_s: float = 20.0) -> list[int]:
-    """Sample positions that cut ``n_samples`` into windows of at most 30 s, each cut at the
-    quietest frame (smoothed over 5 frames) between ``min_window_s`` and 30 s into its window."""
+def window_cuts(probs: np.ndarray, n_samples: int, min_window_s: float = 20.0,
+                max_window_s: float = N_SAMPLES / SAMPLE_RATE) -> list[int]:
+    """Sample positions that cut ``n_samples`` into windows of at most ``max_window_s`` (default
+    Whisper's 30 s), each cut at the quietest frame (smoothed over 5 frames) between
+    ``min_window_s`` and ``max_window_s`` into its window."""
     smooth = np.convolve(probs, np.ones(5) / 5, mode="same") if len(probs) else probs
+    max_samples = int(max_window_s * SAMPLE_RATE)
     cuts, start = [], 0
-    while n_samples - start > N_SAMPLES:
+    while n_samples - start > max_samples:
         lo = (start + int(min_window_s * SAMPLE_RATE)) // FRAME_SAMPLES
-        hi = (start + N_SAMPLES) // FRAME_SAMPLES
+        hi = (start + max_samples) // FRAME_SAMPLES
         frame = lo + int(np.argmin(smooth[lo:hi]))
         start = frame * FRAME_SAMPLES
         cuts.append(start)
