@@ -35,12 +35,12 @@ $(BIN)/python:
 # Stamps: reinstall only when the dependency lists change.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[gtk]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[gtk,moonshine]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk,base]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk,base,moonshine]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
