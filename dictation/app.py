@@ -652,7 +652,7 @@ class DictationApp:
             self._fail(exc, "Microphone")
             return
         self.session = self.recognizer.open_session(streaming_config(
-            self.config.recognizer, bias_phrases(self.config.replacements, self.config.spoken)))
+            self.config.recognizer, bias_phrases(self.config.replacements)))
         self._base_streaming = self.session.config  # the family's settings filled in
         self.spool = AudioSpool(self.cursor.start_position)
         self.drain = CaptureDrain(self.cursor, self.spool)

@@ -467,6 +467,10 @@ def test_dictation_into_xterm_arrives(app: RunningApp,
 
 SPOKEN_PARTS = ("sb-spk1-snt1", "new line", "sb-spk2-snt2", "scratch that", "sb-spk1-snt5")
 """A dictation with spoken commands: dev sentences, and between them command phrases."""
+ESPEAK_VOICES = {"new line": ("en-us+klatt", "130"), "scratch that": ("en-us+klatt2", "110")}
+"""The espeak-ng voice and speed (words per minute) of each synthesised phrase: the ones
+tiny.en hears right (espeak's default voice made "scratch that" "crash that" or "scratch mat",
+which a person saying it would not)."""
 PAUSE_S = 1.2
 """Silence around each part: a pause the recogniser ends a segment at (commands are phrases
 of their own)."""
@@ -475,7 +479,7 @@ of their own)."""
 def spoken_commands_wav(out: Path) -> Path:
     """Dev speech joined with spoken command phrases, ``PAUSE_S`` of silence around each.
     Dev has no recordings of command phrases, so only those phrases are synthesised, with
-    espeak-ng (the harness installs it; its klatt voice is the one tiny.en understands)."""
+    espeak-ng (the harness installs it), in the voices of :data:`ESPEAK_VOICES`."""
     import soundfile as sf
 
     from dictation.audio.files import load_audio
@@ -486,8 +490,9 @@ def spoken_commands_wav(out: Path) -> Path:
         wav = SHARED / "data" / "dev" / "wav" / f"{part}.wav"
         if not wav.is_file():
             synth = out / f"{part.replace(' ', '_')}.wav"
-            subprocess.run(["espeak-ng", "-v", "en-us+klatt", "-s", "130", "-w", str(synth),
-                            part], check=True, timeout=60)
+            voice, speed = ESPEAK_VOICES[part]
+            subprocess.run(["espeak-ng", "-v", voice, "-s", speed, "-w", str(synth), part],
+                           check=True, timeout=60)
             wav = synth
         pieces += [load_audio(wav), pause]
     path = out / "spoken-commands.wav"

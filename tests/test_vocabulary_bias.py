@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dictation.asr.whisper.decoder import vocabulary_prompt
-from dictation.config import Replacement, SpokenConfig
+from dictation.config import Replacement
 from dictation.output.vocabulary import bias_phrases
 
 
@@ -29,11 +29,3 @@ def test_bias_phrases_are_the_word_replacements() -> None:
              Replacement("check mark", "✓"), Replacement("um", ""),
              Replacement("git hub", "GitHub"))
     assert bias_phrases(rules) == ("GitHub", "Cline")
-
-
-def test_spoken_commands_of_several_words_join_the_bias() -> None:
-    rules = (Replacement("get hub", "GitHub"),)
-    assert bias_phrases(rules, SpokenConfig()) == (
-        "GitHub", "New line", "New paragraph", "Scratch that", "Stop dictation")
-    assert bias_phrases(rules, SpokenConfig(line_breaks=False, stop_dictation=False)) == (
-        "GitHub", "Scratch that")
