@@ -386,7 +386,7 @@ class DictationApp:
             return self._load_model(spec)
         from dictation.asr.recognizer import load_recognizer
 
-        return load_recognizer(spec)
+        return load_recognizer(spec, compute=self.config.recognizer.compute)
 
     def _load_initial_model(self) -> None:
         from dictation.asr.catalog import DEFAULT_MODEL_ID

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from dictation.asr.catalog import resolve
-from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.asr.whisper.loaders import DEFAULT_COMPUTE, LoadedModel, load_model, set_compute
 from dictation.asr.whisper.streaming import StreamingConfig, StreamingSession
 from dictation.audio.vad import SileroVadNet, load_vad_net
 
@@ -37,12 +37,14 @@ class Recognizer:
 
 
 def load_recognizer(model_id: str, *, download: bool = True, progress: bool = True,
-                    threads: int | None = None) -> Recognizer:
+                    threads: int | None = None, compute: str = DEFAULT_COMPUTE) -> Recognizer:
     """Resolve ``model_id`` (catalogue id or model folder), downloading it if allowed, and load
-    it with the VAD network. Raises ModelError with an actionable message on failure."""
+    it with the VAD network. ``compute``: ``"int8"`` or ``"float32"`` (see
+    :func:`~dictation.asr.whisper.loaders.set_compute`). Raises ModelError with an actionable
+    message on failure."""
     resolved = resolve(model_id, download=download, progress=progress)
     loaded = load_model(resolved.path, resolved.format, name=resolved.id)
-    loaded.model.decoder.use_half_logits()
+    set_compute(loaded, compute)
     vad = load_vad_net()
     torch.set_num_threads(threads or default_threads())
     return Recognizer(model_id=resolved.id, loaded=loaded, vad=vad)

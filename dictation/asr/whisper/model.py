@@ -8,6 +8,7 @@ L = decoder tokens. The model is shared and read-only; per-stream decoding state
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -58,6 +59,59 @@ class DecoderCache:
         """Keep only the first ``n_tokens`` positions (to re-decode from a shared prefix)."""
         self.self_kv = [None if kv is None else (kv[0][:, :, :n_tokens], kv[1][:, :, :n_tokens])
                         for kv in self.self_kv]
+
+
+def int8_supported() -> bool:
+    """Whether this torch build has a quantized engine (fbgemm/x86 on x86-64, qnnpack on ARM)
+    to run :class:`Int8Linear`."""
+    return any(e != "none" for e in torch.backends.quantized.supported_engines)
+
+
+class Int8Linear(nn.Module):
+    """A linear layer with int8 weights and dynamically quantized int8 activations.
+
+    Weights are quantized once, symmetrically per output row (scale = row's max |w| / 127);
+    at each call the input is quantized per tensor to 8 bits (7 with ``reduce_range``, which
+    keeps the int16 accumulations of AVX2 kernels from saturating), multiplied in int8 with
+    int32 accumulation and scaled back to float32 (torch's quantized ``linear_dynamic``).
+    About 3-10x faster than float32 on CPU for Whisper's layer sizes, with 4x less weight
+    memory traffic. Inference only: the packed weights are not parameters."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None = None,
+                 reduce_range: bool = True) -> None:
+        super().__init__()
+        weight = weight.detach().float()
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.reduce_range = reduce_range
+        scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
+        with warnings.catch_warnings():  # torch flags its quantized tensor types as deprecated
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(
+                weight, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
+            self._packed = torch.ops.quantized.linear_prepack(
+                qweight, None if bias is None else bias.detach().float())
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
+        return cls(linear.weight, linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (..., in_features) float32 -> (..., out_features) float32."""
+        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, self.in_features).float(),
+                                               self._packed, self.reduce_range)
+        return cast(Tensor, y).reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+def quantize_int8(model: nn.Module) -> None:
+    """Replace every ``nn.Linear`` inside ``model`` by an :class:`Int8Linear` (in place)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.Linear):
+            setattr(model, name, Int8Linear.from_linear(child))
+        else:
+            quantize_int8(child)
 
 
 class MultiHeadAttention(nn.Module):
@@ -172,6 +226,7 @@ class TextDecoder(nn.Module):
         self.half_logits = False
         """Compute logits with a float16 copy of the embedding (see :meth:`use_half_logits`)."""
         self._embedding_half: Tensor | None = None
+        self._logits_int8: Int8Linear | None = None
 
     def use_half_logits(self, enabled: bool = True) -> None:
         """The logits projection reads the whole (n_vocab, n_state) embedding for every token,
@@ -179,6 +234,11 @@ class TextDecoder(nn.Module):
         (about 3x faster here). Exact for checkpoints stored in float16."""
         self.half_logits = enabled
         self._embedding_half = self.token_embedding.weight.detach().half() if enabled else None
+
+    def use_int8_logits(self) -> None:
+        """Compute logits with an int8 copy of the embedding (:class:`Int8Linear`): a quarter of
+        the float32 memory traffic and int8 arithmetic (51,864 x 384: about 10x faster here)."""
+        self._logits_int8 = Int8Linear(self.token_embedding.weight)
 
     def new_cache(self, audio_features: Tensor) -> DecoderCache:
         """Project the encoder output (B, T, n_audio_state) into each layer's cross-attention
@@ -211,6 +271,8 @@ class TextDecoder(nn.Module):
     def logits(self, hidden: Tensor) -> Tensor:
         """Hidden states (..., n_text_state) -> float32 logits (..., n_vocab) through the tied
         token embedding."""
+        if self._logits_int8 is not None:
+            return self._logits_int8(hidden.float())
         if self._embedding_half is not None:
             return F.linear(hidden.half(), self._embedding_half).float()
         return F.linear(hidden, self.token_embedding.weight.to(hidden.dtype)).float()
@@ -237,6 +299,16 @@ class Whisper(nn.Module):
                                     for layer in range(dims.n_text_layer // 2, dims.n_text_layer)
                                     for head in range(dims.n_text_head))
         self.alignment_heads = alignment_heads
+
+    def use_int8(self) -> None:
+        """Dynamic int8 inference (in place, irreversible): every linear layer of the encoder
+        and the decoder and the logits projection become :class:`Int8Linear`. The embedding
+        lookup, convolutions, layer norms and attention itself stay float32."""
+        if not int8_supported():
+            raise RuntimeError("this torch build has no quantized engine for int8 inference")
+        quantize_int8(self.encoder)
+        quantize_int8(self.decoder)
+        self.decoder.use_int8_logits()
 
     def forward(self, mel: Tensor, tokens: Tensor) -> Tensor:
         """Full-context logits (B, L, n_vocab) of ``tokens`` given mel (B, n_mels, 2T)."""

@@ -11,6 +11,12 @@ from dictation.asr.whisper.model import Whisper
 from dictation.asr.whisper.tokenizer import WhisperTokenizer
 from dictation.errors import ModelError
 
+COMPUTE_TYPES = ("int8", "float32")
+"""How a loaded model computes (see :func:`set_compute`)."""
+DEFAULT_COMPUTE = "int8"
+"""Chosen with ``dictation bench`` on dev (tiny.en): same WER within noise as float32, the
+streamed compute about half (see reports/bench-cost-*.md)."""
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -57,3 +63,22 @@ def assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Pa
                              f"{tuple(expected[key].shape)}; the checkpoint does not match its "
                              "config.json")
         expected[key].copy_(value.to(torch.float32))
+
+
+def set_compute(loaded: LoadedModel, compute: str) -> None:
+    """Prepare a freshly loaded model for inference (in place, once, before sharing it).
+
+    ``"int8"``: dynamic int8 weights for every linear layer and the logits projection
+    (:meth:`~dictation.asr.whisper.model.Whisper.use_int8`). ``"float32"``: float32 weights,
+    with the logits projection from a float16 copy of the embedding
+    (:meth:`~dictation.asr.whisper.model.TextDecoder.use_half_logits`)."""
+    if compute not in COMPUTE_TYPES:
+        raise ModelError(f"unknown compute type {compute!r}; expected one of "
+                         f"{', '.join(COMPUTE_TYPES)}")
+    if compute == "int8":
+        try:
+            loaded.model.use_int8()
+        except RuntimeError as exc:
+            raise ModelError(f"{exc}; set recognizer.compute = \"float32\"") from exc
+    else:
+        loaded.model.decoder.use_half_logits()
