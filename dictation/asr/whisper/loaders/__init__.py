@@ -68,9 +68,9 @@ def assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Pa
 def set_compute(loaded: LoadedModel, compute: str) -> None:
     """Prepare a freshly loaded model for inference (in place, once, before sharing it).
 
-    ``"int8"``: dynamic int8 weights for every linear layer and the logits projection
-    (:meth:`~dictation.asr.whisper.model.Whisper.use_int8`). ``"float32"``: float32 weights,
-    with the logits projection from a float16 copy of the embedding
+    ``"int8"``: dynamic int8 weights for the linear layers of the encoder and decoder blocks
+    (:meth:`~dictation.asr.whisper.model.Whisper.use_int8`). ``"float32"``: float32 weights.
+    Both compute the logits from a float16 copy of the embedding
     (:meth:`~dictation.asr.whisper.model.TextDecoder.use_half_logits`)."""
     if compute not in COMPUTE_TYPES:
         raise ModelError(f"unknown compute type {compute!r}; expected one of "
@@ -80,5 +80,4 @@ def set_compute(loaded: LoadedModel, compute: str) -> None:
             loaded.model.use_int8()
         except RuntimeError as exc:
             raise ModelError(f"{exc}; set recognizer.compute = \"float32\"") from exc
-    else:
-        loaded.model.decoder.use_half_logits()
+    loaded.model.decoder.use_half_logits()
