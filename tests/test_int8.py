@@ -59,11 +59,19 @@ def test_int8_linear_is_close_to_float32() -> None:
     assert error < 0.02, f"relative error {error:.4f}"
 
 
-def test_set_compute_quantizes_every_linear_layer(int8: LoadedModel,
+def test_set_compute_quantizes_the_work_over_audio_frames(int8: LoadedModel,
                                                   float32: LoadedModel) -> None:
-    assert not any(isinstance(m, nn.Linear) for m in int8.model.modules())
-    n_linear = sum(isinstance(m, nn.Linear) for m in float32.model.modules())
-    assert sum(isinstance(m, Int8Linear) for m in int8.model.modules()) == n_linear > 0
+    """The encoder's linear layers and the decoder's cross-attention key/value projections
+    (the work over audio frames) are int8; the token-side decoder stays float32."""
+    assert not any(isinstance(m, nn.Linear) for m in int8.model.encoder.modules())
+    n_encoder = sum(isinstance(m, nn.Linear) for m in float32.model.encoder.modules())
+    n_layers = float32.model.dims.n_text_layer
+    n_int8 = sum(isinstance(m, Int8Linear) for m in int8.model.modules())
+    assert n_int8 == n_encoder + 2 * n_layers and n_encoder > 0
+    for block in int8.model.decoder.blocks:
+        attn = block.cross_attn
+        assert isinstance(attn.key, Int8Linear) and isinstance(attn.value, Int8Linear)
+        assert isinstance(attn.query, nn.Linear) and isinstance(block.mlp[0], nn.Linear)
     # what the equivalence tests load is never quantized
     assert not any(isinstance(m, Int8Linear) for m in float32.model.modules())
 
