@@ -532,7 +532,7 @@ class DictationApp:
         from dictation.asr.recognizer import load_recognizer
         from dictation.integrity import check_recognizer
 
-        recognizer = load_recognizer(spec)
+        recognizer = load_recognizer(spec, compute=self.config.recognizer.compute)
         check_recognizer(recognizer)  # corrupt weights: a ModelError naming the file
         return recognizer
 

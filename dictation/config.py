@@ -25,6 +25,12 @@ from dictation.hotkey import DEFAULT_HOTKEY, HOTKEY_NAMES, parse_hotkey
 TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "wlclipboard",
                    "pynput")
 TERMINAL_MODES = ("paste", "type")
+COMPUTE_TYPES = ("int8", "float32")
+"""recognizer.compute values (see :func:`dictation.asr.whisper.loaders.set_compute`)."""
+DEFAULT_COMPUTE = "float32"
+"""Chosen with ``dictation bench`` on dev (tiny.en, reports/bench-cost-tiny.en.md): int8 takes
+about 40 % off the encoder's CPU time, but streamed it turned a six-digit string into a loop
+(30 inserted words) that float32 decodes right, so it is opt-in."""
 TERMINAL_CLASSES = (
     "xterm", "uxterm", "gnome-terminal", "gnome-terminal-server", "konsole", "kitty",
     "alacritty", "wezterm", "org.wezfurlong.wezterm", "foot", "tilix", "terminator",
@@ -87,6 +93,10 @@ class RecognizerConfig:
     """Silence (s) that closes a segment."""
     max_segment_s: float = SegmenterConfig.max_segment_s
     """A segment is closed when it reaches this length (s)."""
+    compute: str = DEFAULT_COMPUTE
+    """How the model computes: "float32", or "int8" (dynamic int8 weights for the encoder's
+    linear layers: less CPU, but less robust streamed: see the loader's ``DEFAULT_COMPUTE``).
+    A test keeps the default equal to the loader's."""
     decode_interval_s: float = 0.4
     """Audio (s) between two decodes of the open segment (the streaming session's default;
     a test keeps them equal: asr/driver.py imports torch, too heavy for reading the config)."""
@@ -302,6 +312,8 @@ OPTIONS: tuple[Option, ...] = (
            "Silence that ends a segment (its text is then final)."),
     Option("recognizer", "max_segment_s", _number(2.0, 30.0), _range(2.0, 30.0, " (seconds)"),
            "Longest segment; longer speech is split."),
+    Option("recognizer", "compute", _one_of(COMPUTE_TYPES), _choices(COMPUTE_TYPES),
+           "Model arithmetic: 'float32' (the default) or 'int8' (less CPU)."),
     Option("recognizer", "decode_interval_s", _number(0.05, 5.0),
            _range(0.05, 5.0, " (seconds)"), "Audio between two decodes of the open segment."),
     Option("typing", "backend", _one_of(TYPING_BACKENDS), _choices(TYPING_BACKENDS),

@@ -4,6 +4,7 @@ checked against the project's scorer run as a script, plus the lag bookkeeping o
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import shutil
@@ -130,6 +131,42 @@ def test_stream_bench_measures_commit_lag(tiny_set: Path, tiny_en: WhisperRecogn
     text = (tmp_path / "stream.md").read_text(encoding="utf-8")
     for needle in ("Commit lag p50 / p90", "Segment-end latency p50 / p90", "StreamingConfig("):
         assert needle in text
+
+
+def test_bench_times_faster_whisper_on_the_same_files(tiny_set: Path, tiny_en: WhisperRecognizer,
+                                                      scorer_script: Path,
+                                                      tmp_path: Path) -> None:
+    """The yardstick: faster-whisper transcribes every file in the same run; the report gives
+    its RTF, its WER and our compute over its compute."""
+    pytest.importorskip("faster_whisper")
+    report = run_bench(tiny_set, "tiny.en", report_path=tmp_path / "offline.md",
+                       progress=False, threads=1, scorer=scorer_script, recognizer=tiny_en,
+                       compute="float32")
+    assert all(u.yardstick_s is not None and u.yardstick_s > 0 for u in report.utterances)
+    assert all(u.yardstick_hyp for u in report.utterances)
+    assert report.yardstick_score is not None and report.yardstick_score["ref_words"] > 0
+    assert report.yardstick_ratio == pytest.approx(report.processing_s / report.yardstick_s)
+    assert report.yardstick_cpu_ratio is not None and report.yardstick_cpu_ratio > 0
+    text = (tmp_path / "offline.md").read_text(encoding="utf-8")
+    for needle in ("faster-whisper RTF", "Compute / faster-whisper", "| Compute | float32 |",
+                   "CTranslate2 int8, greedy"):
+        assert needle in text
+
+
+def test_bench_without_faster_whisper_says_so(tiny_set: Path, tiny_en: WhisperRecognizer,
+                                              scorer_script: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the test extra the bench runs, reports no ratio and says why (faster-whisper is
+    hidden from the import system here; it is installed in the test environment)."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None
+                        if name == "faster_whisper" else real_find_spec(name, *a))
+    report = run_bench(tiny_set, "tiny.en", report_path=tmp_path / "offline.md",
+                       progress=False, threads=1, scorer=scorer_script, recognizer=tiny_en,
+                       compute="float32", limit=1)
+    assert report.yardstick_ratio is None and report.yardstick_rtf is None
+    text = (tmp_path / "offline.md").read_text(encoding="utf-8")
+    assert "faster-whisper is not installed" in text
 
 
 # ---------------------------------------------------------------------------- bookkeeping units

