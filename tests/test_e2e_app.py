@@ -212,15 +212,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
                              home / "data" / "dictation" / "journal.jsonl", ref_text)
 
 
-def dictate(app: RunningApp, wav: Path, during: Callable[[], None] | None = None
-            ) -> tuple[list[tuple[float, str]], float, int]:
-    """Double-tap, play ``wav`` into the microphone while polling the text box (calling
-    ``during`` at each poll), tap to stop and wait until the app finished. Returns the
-    (time, text) samples taken during playback, when playback ended, and the event index the
-    dictation started at."""
+def dictate(app: RunningApp, wav: Path, during: Callable[[], None] | None = None, *,
+            start: Callable[[], object] | None = None, stop: Callable[[], object] | None = None,
+            read: Callable[[], str] = harness_text, start_timeout: float = 10.0,
+            finish_timeout: float = 30.0) -> tuple[list[tuple[float, str]], float, int]:
+    """Start (default: double-tap), play ``wav`` into the microphone while polling ``read()``
+    (default: the text box; calling ``during`` at each poll), stop (default: one tap) and wait
+    until the app finished. Returns the (time, text) samples taken during playback, when
+    playback ended, and the event index the dictation started at."""
     mark = len(app.events())
-    double_tap()
-    app.wait_event("recording_started", mark, timeout=10)
+    (start or double_tap)()
+    app.wait_event("recording_started", mark, timeout=start_timeout)
     played = threading.Event()
 
     def play() -> None:
@@ -233,15 +235,15 @@ def dictate(app: RunningApp, wav: Path, during: Callable[[], None] | None = None
     player.start()
     samples: list[tuple[float, str]] = []
     while not played.is_set():
-        samples.append((time.monotonic(), harness_text()))
+        samples.append((time.monotonic(), read()))
         if during is not None:
             during()
         time.sleep(0.1)
     ended = time.monotonic()
     player.join()
     time.sleep(0.3)
-    tap()
-    app.wait_event("finished", mark, timeout=30)
+    (stop or tap)()
+    app.wait_event("finished", mark, timeout=finish_timeout)
     return samples, ended, mark
 
 

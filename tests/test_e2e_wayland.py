@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import desktop_session, harness_play
+from harness import desktop_session
 from harness_wayland import WaylandDesktop, foot_terminal, wayland_session
 from test_e2e_app import (
     ARTIFACTS,
@@ -36,6 +35,7 @@ from test_e2e_app import (
     ready_app,
     wer,
 )
+from test_e2e_app import dictate as x11_dictate
 
 from dictation.eventlog import read_events
 
@@ -128,35 +128,11 @@ def press_shortcut(desk: WaylandDesktop) -> float:
 def dictate(wl: WaylandApp, wav: Path, read: Callable[[], str],
             during: Callable[[], None] | None = None
             ) -> tuple[list[tuple[float, str]], float, int]:
-    """Shortcut, play ``wav`` into the microphone while polling ``read()`` (calling ``during``
-    each time), shortcut again, wait until the app finished. Returns the (time, text) samples
-    during playback, when playback ended and the event index the dictation started at."""
-    app = wl.app
-    mark = len(app.events())
-    press_shortcut(wl.desk)
-    app.wait_event("recording_started", mark, timeout=START_TIMEOUT_S)
-    played = threading.Event()
-
-    def play() -> None:
-        try:
-            harness_play(wav)
-        finally:
-            played.set()
-
-    player = threading.Thread(target=play, daemon=True)
-    player.start()
-    samples: list[tuple[float, str]] = []
-    while not played.is_set():
-        samples.append((time.monotonic(), read()))
-        if during is not None:
-            during()
-        time.sleep(0.1)
-    ended = time.monotonic()
-    player.join()
-    time.sleep(0.3)
-    press_shortcut(wl.desk)
-    app.wait_event("finished", mark, timeout=FINISH_TIMEOUT_S)
-    return samples, ended, mark
+    """:func:`test_e2e_app.dictate` with the desktop shortcut to start and stop, polling
+    ``read()``."""
+    return x11_dictate(wl.app, wav, during, start=lambda: press_shortcut(wl.desk),
+                       stop=lambda: press_shortcut(wl.desk), read=read,
+                       start_timeout=START_TIMEOUT_S, finish_timeout=FINISH_TIMEOUT_S)
 
 
 def settled(read: Callable[[], str], settle_s: float = 0.4, timeout: float = 10.0) -> str:

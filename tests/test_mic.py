@@ -97,16 +97,21 @@ def test_ring_mute_zeroes_only_the_marked_interval_including_future_samples() ->
 
 def test_ring_concurrent_writer_never_tears_a_read() -> None:
     """A writer thread (like the audio callback) appends ramps while this thread reads: every
-    read must be a gap-free, in-order run of positions."""
+    read must be a gap-free, in-order run of positions. The writer waits for a read after
+    every burst of 8 blocks (less than the ring holds), so the two really interleave however
+    busy the machine is; within a burst they race."""
     ring = ring_of(4096)
     total = 400_000
     done = threading.Event()
+    read_once = threading.Semaphore(0)
 
     def writer() -> None:
         pos = 0
         while pos < total:
             ring.write(ramp(pos, 160))
             pos += 160
+            if pos % (8 * 160) == 0:
+                read_once.acquire(timeout=5)
         done.set()
 
     t = threading.Thread(target=writer)
@@ -117,6 +122,7 @@ def test_ring_concurrent_writer_never_tears_a_read() -> None:
         if out.size:
             np.testing.assert_array_equal(out, ramp(first, out.size))
             reads += 1
+            read_once.release()
         position = first + out.size
     t.join()
     assert position == total and reads > 1

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dictation.asr.model_files import read_json_object
 from dictation.asr.moonshine.model import MOONSHINE_BASE, Moonshine, MoonshineDimensions
 from dictation.asr.moonshine.ort_format import OrtGraph, OrtNode, load_ort_graph
 from dictation.asr.moonshine.tokenizer import MoonshineTokenizer
@@ -154,11 +154,7 @@ def read_hf_checkpoint(
     """Dimensions, tensors (our names) and tokenizer of a Hugging Face Moonshine folder."""
     from safetensors.torch import load_file
 
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"Cannot read {path / 'config.json'}: {exc}") from exc
-    dims = dims_from_hf_config(config)
+    dims = dims_from_hf_config(read_json_object(path / "config.json"))
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise ModelError(f"{path} has no *.safetensors weights.")

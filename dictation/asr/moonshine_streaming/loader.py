@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +10,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from dictation.asr.model_files import read_json_object
 from dictation.asr.moonshine_streaming.model import ModelDimensions, MoonshineStreaming
 from dictation.errors import ModelError
 
 MODEL_TYPE = "moonshine_streaming"
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path} is missing or not valid JSON ({exc}); re-download the model"
-                         ) from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{path} is not a JSON object; re-download the model")
-    return data
 
 
 def _first(value: Any, default: int) -> int:
@@ -84,7 +73,7 @@ def load_model(folder: Path, dtype: torch.dtype = torch.float32) -> MoonshineStr
 
     Every parameter must be present and no checkpoint tensor may be left over (strict load);
     ``proj_out`` falls back to the token embedding when the config ties them."""
-    config = _read_config(folder / "config.json")
+    config = read_json_object(folder / "config.json")
     dims = dims_from_config(config)
     weights_file = folder / "model.safetensors"
     try:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +10,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from dictation.asr.model_files import read_json_object
 from dictation.asr.whisper.loaders import LoadedModel, assign
 from dictation.asr.whisper.model import ModelDimensions, Whisper
 from dictation.asr.whisper.tokenizer import WhisperTokenizer
 from dictation.errors import ModelError
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path} is missing or not valid JSON ({exc}); re-download the model"
-                         ) from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{path} is not a JSON object; re-download the model")
-    return data
 
 
 def dims_from_config(config: dict[str, Any]) -> ModelDimensions:
@@ -88,11 +77,11 @@ def _rename(t: dict[str, torch.Tensor], dims: ModelDimensions) -> dict[str, torc
 
 def load(path: Path, name: str, language: str = "en") -> LoadedModel:
     """Load a Hugging Face Whisper model directory (safetensors weights)."""
-    config = _read_json(path / "config.json")
+    config = read_json_object(path / "config.json")
     if config.get("model_type") not in (None, "whisper"):
         raise ModelError(f"{path} holds a {config.get('model_type')} model, not Whisper")
     gen_path = path / "generation_config.json"
-    generation = _read_json(gen_path) if gen_path.is_file() else {}
+    generation = read_json_object(gen_path) if gen_path.is_file() else {}
     dims = dims_from_config(config)
     weights_file = path / "model.safetensors"
     if not weights_file.is_file():
