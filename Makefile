@@ -17,11 +17,16 @@ SHARED ?= ../shared
 HARNESS := $(SHARED)/harness
 BENCH_SET ?= $(SHARED)/data/dev
 PYTEST_ARGS ?=
-# Debian packages: PortAudio (sounddevice), libsndfile (soundfile), X test tools.
-DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip xterm libgirepository1.0-dev libcairo2-dev \
-	pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 wtype wl-clipboard
+# Debian packages the app needs: PortAudio (sounddevice), libsndfile (soundfile), typing and
+# clipboard tools (X11 and Wayland), and what PyGObject (the tray's menu) builds against.
+RUN_DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip wtype wl-clipboard \
+	libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
+# ... and the tests: a terminal without Ctrl+Shift+V paste (xterm), the speech synthesiser of
+# the spoken-command e2e test; the desktop harnesses install their own packages.
+TEST_DEB_PACKAGES := $(RUN_DEB_PACKAGES) xterm espeak-ng
 
-.PHONY: help run test lint typecheck pytest bench system-deps install install-test clean
+.PHONY: help run test lint typecheck pytest bench system-deps test-system-deps install \
+	install-test clean
 
 help:
 	@echo "make run    - install into $(VENV) and start the tray app (dictation)"
@@ -50,32 +55,42 @@ install-test: $(VENV)/.installed-test
 run: system-deps install
 	$(BIN)/dictation
 
-# As root (CI, a fresh Debian 12 machine): apt-get what is missing. The desktop harnesses
-# (X11: Xvfb, tray host, virtual microphone, ...; Wayland: sway, wtype, wl-clipboard, foot,
-# grim, ...) install their own packages.
-system-deps:
+# Installs (as root; otherwise lists) what is missing of PACKAGES.
+define apt_install
 	@if [ "$$(id -u)" != 0 ]; then \
 	    missing=""; \
-	    for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	    for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	    [ -z "$$missing" ] || echo "make: not root, not installing Debian packages:$$missing"; \
 	    exit 0; \
 	fi; \
-	if [ -f $(HARNESS)/desktop_session.sh ] && ! command -v Xvfb >/dev/null 2>&1; then \
-	    echo "make: installing the desktop harness packages ($(HARNESS)/desktop_session.sh install)"; \
-	    bash $(HARNESS)/desktop_session.sh install; \
-	fi; \
-	if [ -f $(HARNESS)/wayland/wayland_session.sh ] && \
-	   ! { command -v sway && command -v wtype && command -v foot; } >/dev/null 2>&1; then \
-	    echo "make: installing the Wayland harness packages ($(HARNESS)/wayland/wayland_session.sh install)"; \
-	    bash $(HARNESS)/wayland/wayland_session.sh install; \
-	fi; \
 	missing=""; \
-	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	    echo "make: apt-get install$$missing"; \
 	    apt-get update -qq; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+# What the app needs (as root: apt-get what is missing; otherwise say what is).
+system-deps:
+	$(call apt_install,$(RUN_DEB_PACKAGES))
+
+# What the tests need too (CI, a fresh Debian 12 machine, as root): the desktop harnesses
+# (X11: Xvfb, tray host, virtual microphone, ...; Wayland: sway, wtype, wl-clipboard, foot,
+# grim, ...) install their own packages.
+test-system-deps:
+	@if [ "$$(id -u)" = 0 ] && [ -f $(HARNESS)/desktop_session.sh ] && \
+	   ! command -v Xvfb >/dev/null 2>&1; then \
+	    echo "make: installing the desktop harness packages ($(HARNESS)/desktop_session.sh install)"; \
+	    bash $(HARNESS)/desktop_session.sh install; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && [ -f $(HARNESS)/wayland/wayland_session.sh ] && \
+	   ! { command -v sway && command -v wtype && command -v foot; } >/dev/null 2>&1; then \
+	    echo "make: installing the Wayland harness packages ($(HARNESS)/wayland/wayland_session.sh install)"; \
+	    bash $(HARNESS)/wayland/wayland_session.sh install; \
+	fi
+	$(call apt_install,$(TEST_DEB_PACKAGES))
 
 lint: install-test
 	$(BIN)/ruff check .
@@ -91,7 +106,7 @@ pytest: install-test
 	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 
-test: system-deps
+test: test-system-deps
 	$(MAKE) lint
 	$(MAKE) pytest
 
