@@ -27,5 +27,6 @@ def test_vocabulary_prompt_keeps_whole_phrases_within_the_budget() -> None:
 def test_bias_phrases_are_the_word_replacements() -> None:
     rules = (Replacement("get hub", "GitHub"), Replacement("klein", "Cline"),
              Replacement("check mark", "✓"), Replacement("um", ""),
+             Replacement("fellow", "féllow ✓"), Replacement("email", "e-mail"),
              Replacement("git hub", "GitHub"))
-    assert bias_phrases(rules) == ("GitHub", "Cline")
+    assert bias_phrases(rules) == ("GitHub", "Cline", "e-mail")

@@ -76,12 +76,15 @@ def _read(path: Path) -> str:
 
 def bias_phrases(rules: tuple[Replacement, ...]) -> tuple[str, ...]:
     """What recognition is biased towards (:attr:`dictation.asr.driver.StreamingConfig.
-    vocabulary`): the distinct replacements that are words ("GitHub", "Cline"), not symbols
-    or deletions ("✓", ""). The spoken commands are not added: measured on dev
-    (``scripts/bench_vocabulary.py --commands``), biasing every decode towards them made
-    digit strings worse (3.59 -> 4.58 % WER on the files without rare words)."""
-    return tuple(dict.fromkeys(r.replacement.strip() for r in rules
-                               if any(c.isalpha() for c in r.replacement)))
+    vocabulary`): the distinct replacements that are words ("GitHub", "Cline", "e-mail"), not
+    symbols, deletions or text with symbols ("✓", "", "féllow ✓": a prompt holding those makes
+    the recogniser write them itself, and the rule's pattern no longer matches). The spoken
+    commands are not added: measured on dev (``scripts/bench_vocabulary.py --commands``),
+    biasing every decode towards them made digit strings worse (3.59 -> 4.58 % WER on the
+    files without rare words)."""
+    return tuple(dict.fromkeys(
+        text for text in (r.replacement.strip() for r in rules)
+        if any(c.isalpha() for c in text) and all(c.isalnum() or c in " '-." for c in text)))
 
 
 def list_rules(path: Path) -> tuple[Replacement, ...]:
