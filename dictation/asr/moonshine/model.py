@@ -17,12 +17,14 @@ split between model and state). Parameter names equal those of ``transformers``'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dictation.asr.kv_cache import DecoderCache
 
 SAMPLES_PER_FRAME = 64 * 3 * 2
 """Audio samples per encoder frame (the product of the stem's conv strides): 384 = 24 ms."""
@@ -223,27 +225,6 @@ class AudioEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin)
         return self.layer_norm(x)
-
-
-@dataclass
-class DecoderCache:
-    """Per-stream decoder state: self-attention keys/values of the tokens decoded so far and
-    the cross-attention keys/values of one encoder output, per layer. Shapes
-    (B, kv_heads, L or T, head_dim). The model never keeps any of this itself."""
-
-    cross_kv: list[tuple[Tensor, Tensor]]
-    self_kv: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)
-
-    @property
-    def n_tokens(self) -> int:
-        """Tokens already in the self-attention cache (the next token's position)."""
-        first = self.self_kv[0] if self.self_kv else None
-        return 0 if first is None else first[0].shape[2]
-
-    def truncate(self, n_tokens: int) -> None:
-        """Keep only the first ``n_tokens`` positions (to re-decode from a shared prefix)."""
-        self.self_kv = [None if kv is None else (kv[0][:, :, :n_tokens], kv[1][:, :, :n_tokens])
-                        for kv in self.self_kv]
 
 
 class DecoderLayer(nn.Module):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models
 
+from dictation.asr.model_files import read_tokenizer
 from dictation.errors import ModelError
 
 BYTE_FALLBACK_FIRST_ID = 3
@@ -95,13 +96,7 @@ class MoonshineTokenizer:
 
     @classmethod
     def from_tokenizer_json(cls, path: Path) -> MoonshineTokenizer:
-        if not path.is_file():
-            raise ModelError(f"tokenizer file missing: {path}; reinstall or re-download the model")
-        try:
-            bpe = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the tokenizers library raises plain Exceptions
-            raise ModelError(f"cannot read tokenizer {path}: {exc}; the file is corrupt, "
-                             "re-download the model") from exc
+        bpe = read_tokenizer(path)
         return cls(bpe, n_pieces=bpe.get_vocab_size(with_added_tokens=False))
 
     def decode(self, tokens: list[int]) -> str:

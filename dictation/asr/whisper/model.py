@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dictation.asr.kv_cache import DecoderCache
 
 
 @dataclass(frozen=True)
@@ -40,26 +42,6 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Ten
     inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2))
     scaled_time = torch.arange(length)[:, None] * inv_timescales[None, :]
     return torch.cat([torch.sin(scaled_time), torch.cos(scaled_time)], dim=1)
-
-
-@dataclass
-class DecoderCache:
-    """Per-stream decoder state: self-attention keys/values of the tokens decoded so far and the
-    cross-attention keys/values of one encoder output. Shapes: (B, heads, L or T, head_dim)."""
-
-    self_kv: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)
-    cross_kv: list[tuple[Tensor, Tensor]] = field(default_factory=list)
-
-    @property
-    def n_tokens(self) -> int:
-        """Tokens already in the self-attention cache (the next token's position)."""
-        first = self.self_kv[0] if self.self_kv else None
-        return 0 if first is None else first[0].shape[2]
-
-    def truncate(self, n_tokens: int) -> None:
-        """Keep only the first ``n_tokens`` positions (to re-decode from a shared prefix)."""
-        self.self_kv = [None if kv is None else (kv[0][:, :, :n_tokens], kv[1][:, :, :n_tokens])
-                        for kv in self.self_kv]
 
 
 def int8_supported() -> bool:

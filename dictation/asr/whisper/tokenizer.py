@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from dictation.asr.model_files import read_tokenizer
 from dictation.errors import ModelError
 
 
@@ -20,13 +21,7 @@ class WhisperTokenizer:
 
     @classmethod
     def from_file(cls, path: Path, n_vocab: int, language: str = "en") -> WhisperTokenizer:
-        if not path.is_file():
-            raise ModelError(f"tokenizer file missing: {path}; reinstall or re-download the model")
-        try:
-            bpe = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the tokenizers library raises plain Exceptions
-            raise ModelError(f"cannot read tokenizer {path}: {exc}; the file is corrupt, "
-                             "re-download the model") from exc
+        bpe = read_tokenizer(path)
         return cls(bpe, multilingual=n_vocab >= 51865, language=language)
 
     def _special(self, text: str) -> int:
