@@ -467,57 +467,6 @@ def test_dictation_into_xterm_arrives(app: RunningApp,
     assert harness_text() == ""
 
 
-SPOKEN_PARTS = ("sb-spk1-snt1", "new line", "sb-spk1-snt5")
-"""A dictation with a spoken command: dev sentences, and between them a command phrase. ("scratch
-that" is tested in tests/test_spoken.py only: tiny.en hears espeak-ng's "scratch that" as
-"crash that" or "scratch mat" in most voices, so an e2e test of it would test the voice.)"""
-ESPEAK_VOICES = {"new line": ("en-us+klatt", "130")}
-"""The espeak-ng voice and speed (words per minute) of each synthesised phrase."""
-PAUSE_S = 1.2
-"""Silence around each part: a pause the recogniser ends a segment at (commands are phrases
-of their own)."""
-
-
-def spoken_commands_wav(out: Path) -> Path:
-    """Dev speech joined with spoken command phrases, ``PAUSE_S`` of silence around each.
-    Dev has no recordings of command phrases, so only those phrases are synthesised, with
-    espeak-ng (the harness installs it), in the voices of :data:`ESPEAK_VOICES`."""
-    import soundfile as sf
-
-    from dictation.audio.files import load_audio
-
-    pause = np.zeros(int(PAUSE_S * 16000), dtype=np.float32)
-    pieces = [pause]
-    for part in SPOKEN_PARTS:
-        wav = SHARED / "data" / "dev" / "wav" / f"{part}.wav"
-        if not wav.is_file():
-            synth = out / f"{part.replace(' ', '_')}.wav"
-            voice, speed = ESPEAK_VOICES[part]
-            subprocess.run(["espeak-ng", "-v", voice, "-s", speed, "-w", str(synth), part],
-                           check=True, timeout=60)
-            wav = synth
-        pieces += [load_audio(wav), pause]
-    path = out / "spoken-commands.wav"
-    sf.write(path, np.concatenate(pieces), 16000)
-    return path
-
-
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_spoken_new_line_breaks_the_line(app: RunningApp, tmp_path: Path) -> None:
-    """"new line", said as a phrase of its own, breaks the line (and is not typed): the box
-    ends with the first sentence, a line break and the last sentence, capitalised."""
-    harness_focus()
-    harness_clear()
-    dictate(app, spoken_commands_wav(tmp_path))
-    text = stable_text()
-    lines = text.split("\n")
-    assert len(lines) == 2, repr(text)
-    assert wer(lines[0], dev_transcript("sb-spk1-snt1")) <= 0.25, repr(text)
-    assert wer(lines[1], dev_transcript("sb-spk1-snt5")) <= 0.25, repr(text)
-    assert lines[1][:1].isupper(), repr(text)
-    assert "line" not in plain_words(text).split(), repr(text)
-
-
 def test_tray_menu_switches_to_a_second_installed_model(app: RunningApp) -> None:
     """(f) Model ▸ tiny.en-copy (a model folder in $XDG_DATA_HOME/dictation/models) from the
     real tray menu loads it on the worker."""
