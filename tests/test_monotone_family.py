@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_helpers import committed, feed_in_chunks
 
 from dictation import SAMPLE_RATE
 from dictation.asr.catalog import ResolvedModel
@@ -153,18 +154,7 @@ AUDIO = speech(0.5, "alpha", 0.1, "bravo", 0.1, "charlie", 0.1, "delta", 0.8,
 
 def run(audio: np.ndarray, chunks: list[int], config: StreamingConfig | None = None
         ) -> list[Event]:
-    session = ToyRecognizer().open_session(config)
-    events: list[Event] = []
-    pos, i = 0, 0
-    while pos < len(audio):
-        size = chunks[i % len(chunks)]
-        events += session.feed(audio[pos: pos + size])
-        pos, i = pos + size, i + 1
-    return events + session.finish()
-
-
-def committed(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, Commit))
+    return feed_in_chunks(ToyRecognizer().open_session(config), audio, chunks)
 
 
 def test_toy_family_is_a_recognizer() -> None:

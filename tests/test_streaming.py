@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stream_helpers import committed, feed_in_chunks
 
 from dictation import SAMPLE_RATE
 from dictation.asr.commit import LocalAgreement, Word, agreed_prefix, committed_end
@@ -58,18 +59,7 @@ def reference(name: str) -> str:
 def run(recognizer: Recognizer, audio: np.ndarray, chunks: list[int],
         config: StreamingConfig | None = None) -> list[Event]:
     """Feed ``audio`` in chunks of the given sizes (cycled), then finish."""
-    session = recognizer.open_session(config)
-    events: list[Event] = []
-    pos, i = 0, 0
-    while pos < len(audio):
-        size = chunks[i % len(chunks)]
-        events += session.feed(audio[pos: pos + size])
-        pos, i = pos + size, i + 1
-    return events + session.finish()
-
-
-def committed(events: list[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, Commit))
+    return feed_in_chunks(recognizer.open_session(config), audio, chunks)
 
 
 # --- the session on real speech --------------------------------------------------------------
