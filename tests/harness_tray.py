@@ -88,11 +88,15 @@ def tray_icons() -> list[TrayIcon]:
         d.close()
 
 
-def wait_for_tray_icon(pid: int | None = None, timeout: float = 10.0) -> TrayIcon:
-    """The first tray icon (of process `pid` when given); AssertionError after `timeout` s."""
+def wait_for_tray_icon(pid: int | None = None, timeout: float = 10.0,
+                       min_size: int = 2) -> TrayIcon:
+    """The first tray icon (of process `pid` when given) once the tray host has laid it out
+    (both sides at least `min_size` pixels: just docked, trayer reports it 1 pixel wide);
+    AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
-        icons = [i for i in tray_icons() if pid is None or i.pid == pid]
+        icons = [i for i in tray_icons() if (pid is None or i.pid == pid)
+                 and i.width >= min_size and i.height >= min_size]
         if icons:
             return icons[0]
         if time.monotonic() > deadline:
