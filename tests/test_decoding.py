@@ -235,6 +235,36 @@ def test_timestamped_prefix_tells_the_decoder_which_audio_is_transcribed(
     assert "fellow" not in continuation
 
 
+@pytest.mark.parametrize("draft_kind", ["exact", "longer audio", "wrong from the middle",
+                                        "garbage", "beyond the end"])
+def test_a_draft_changes_nothing_but_the_cost(real: LoadedModel, jfk: np.ndarray,
+                                              draft_kind: str) -> None:
+    """A streaming re-decode gets its previous hypothesis as the draft: whatever the draft
+    says, the result is the greedy decode's (the draft only saves decoder calls). Drafts: the
+    same decode's sequence, the sequence of a decode of 3 s less audio, that sequence with a
+    word changed halfway, random tokens, and the sequence followed by more text."""
+    tok = real.tokenizer
+    options = DecodeOptions(full_window=False, timestamps=True)
+    prefix = [tok.timestamp_begin, *tok.encode(" And so my fellow")]
+    plain = decode(real, jfk, prefix=prefix, options=options)
+    shorter = decode(real, jfk[: len(jfk) - 3 * SAMPLE_RATE], prefix=prefix, options=options)
+    continuation = plain.sequence[len(prefix):]
+    assert continuation and plain.sequence[: len(prefix)] == prefix
+    half = len(continuation) // 2
+    draft = {
+        "exact": continuation,
+        "longer audio": shorter.sequence[len(prefix):],
+        "wrong from the middle": [*continuation[:half], *tok.encode(" banana"),
+                                  *continuation[half + 1:]],
+        "garbage": [int(t) for t in np.random.default_rng(0).integers(0, tok.eot, 12)],
+        "beyond the end": [*continuation, *tok.encode(" and more words")],
+    }[draft_kind]
+    result = decode(real, jfk, prefix=prefix, options=options, draft=draft)
+    assert result.tokens == plain.tokens
+    assert result.sequence == plain.sequence
+    assert result.avg_logprob == pytest.approx(plain.avg_logprob, abs=1e-3)
+
+
 def test_timestamps_and_word_timestamps_do_not_mix(real: LoadedModel, jfk: np.ndarray) -> None:
     with pytest.raises(ValueError, match="word timestamps"):
         decode(real, jfk[:SAMPLE_RATE], options=DecodeOptions(timestamps=True,

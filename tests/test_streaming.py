@@ -89,6 +89,40 @@ def test_commits_do_not_depend_on_chunking(recognizer: Recognizer, chunks: list[
     assert run(recognizer, audio, chunks) == reference
 
 
+KEEPING_UP = StreamingConfig(catch_up_s=4.0)
+"""A session that never counts itself behind for chunks up to 3 s (catch-up skips decodes
+only when the recognizer is behind, which a fed chunk of up to ``catch_up_s`` is not)."""
+
+
+TENTH_SECOND_EVENTS: dict[str, list[Event]] = {}
+"""Events of each file fed in 0.1 s chunks (computed once)."""
+
+
+@settings(max_examples=3, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["moonshine-digits-evmaki-02", "ljspeech-lj001-0004"]),
+       chunks=st.lists(st.integers(min_value=320, max_value=3 * SAMPLE_RATE), min_size=1,
+                       max_size=4))
+def test_real_digit_strings_and_sentences_do_not_depend_on_chunking(
+        recognizer: Recognizer, name: str, chunks: list[int]) -> None:
+    """Chunks of 0.02 to 3 s (issue: ``--chunk 3`` once gave 18 digits for 7) give exactly
+    the events of 0.1 s chunks, on a digit string said digit by digit and a read sentence."""
+    audio = wav(name)
+    if name not in TENTH_SECOND_EVENTS:
+        TENTH_SECOND_EVENTS[name] = run(recognizer, audio, [1600], KEEPING_UP)
+    assert run(recognizer, audio, chunks, KEEPING_UP) == TENTH_SECOND_EVENTS[name]
+
+
+@pytest.mark.parametrize("chunk_s", [0.02, 3.0])
+def test_a_digit_string_fed_in_big_or_tiny_chunks_keeps_its_digits(
+        recognizer: Recognizer, chunk_s: float) -> None:
+    """With the default catch-up, 3 s chunks skip intermediate decodes (the session counts
+    itself behind): the digits typed are still the digits said, none looped or doubled."""
+    name = "moonshine-digits-evmaki-02"
+    events = run(recognizer, wav(name), [int(chunk_s * SAMPLE_RATE)])
+    assert normalize_text(committed(events), digits_mode=True) == normalize_text(reference(name))
+
+
 def test_commits_are_append_only_and_partials_extend_them(recognizer: Recognizer) -> None:
     """A commit is never retracted: every partial of a segment starts with what that segment
     committed before it, and the end-of-segment text equals the segment's commits."""
@@ -158,9 +192,11 @@ def test_decodes_hear_earlier_segments_with_their_words_anchored(
     real_decode = streaming.decode
 
     def spy(loaded: Any, audio: np.ndarray, prompt: list[int] | None = None,
-            prefix: list[int] | None = None, options: Any = None) -> Any:
+            prefix: list[int] | None = None, options: Any = None,
+            draft: list[int] | None = None) -> Any:
         calls.append((len(audio), list(prefix or [])))
-        return real_decode(loaded, audio, prompt=prompt, prefix=prefix, options=options)
+        return real_decode(loaded, audio, prompt=prompt, prefix=prefix, options=options,
+                           draft=draft)
 
     monkeypatch.setattr(streaming, "decode", spy)
     tok = recognizer.loaded.tokenizer
@@ -334,6 +370,15 @@ def test_split_words_joins_punctuation_and_subwords() -> None:
     pieces = {1: " Hello", 2: ",", 3: " wor", 4: "ld", 5: "."}
     out = split_words([1, 2, 3, 4, 5], pieces.__getitem__)
     assert [w.text for w in out] == [" Hello,", " world."]
+
+
+def test_the_draft_is_the_previous_decode_of_the_same_segment_after_its_prefix() -> None:
+    previous = (16000, [50, 7, 8, 9, 60])
+    assert streaming.previous_continuation(previous, 16000, [50, 7]) == [8, 9, 60]
+    assert streaming.previous_continuation(previous, 16000, [50, 7, 8, 9, 60]) == []
+    assert streaming.previous_continuation(previous, 32000, [50, 7]) == []  # another segment
+    assert streaming.previous_continuation(previous, 16000, [51, 7]) == []  # prefix moved
+    assert streaming.previous_continuation(None, 16000, [50]) == []
 
 
 def test_streaming_config_defaults_are_sane() -> None:

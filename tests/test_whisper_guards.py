@@ -166,9 +166,11 @@ class ScriptedDecode:
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, loaded: Any, audio: np.ndarray, prompt: list[int] | None = None,
-                 prefix: list[int] | None = None, options: Any = None) -> DecodeResult:
+                 prefix: list[int] | None = None, options: Any = None,
+                 draft: list[int] | None = None) -> DecodeResult:
         self.calls.append({"samples": len(audio), "prompt": list(prompt or []),
-                           "prefix": list(prefix or [])})
+                           "prefix": list(prefix or []), "draft": list(draft or []),
+                           "full_window": options.full_window})
         return self.results.pop(0)
 
 
@@ -210,6 +212,26 @@ def test_decoder_drops_a_loop_and_takes_non_speech_for_none(
     hyp = decoder.decode(view(), decoder.new_state(), final=False)
     assert hyp is not None and [w.text for w in hyp.words] == [" 3."] and hyp.final is None
     assert decoder.decode(view(), decoder.new_state(), final=False) is None
+
+
+@pytest.mark.parametrize("retry", [True, False])
+def test_a_loop_in_a_short_window_is_decoded_again_in_the_full_window(
+        tiny_en: LoadedModel, monkeypatch: pytest.MonkeyPatch, retry: bool) -> None:
+    tok = tiny_en.tokenizer
+    digits = tok.encode(" 0. 1. 8. 9.")
+    looped = replace(result(" 0. 1. 0. 1. 0. 1."), tokens=tok.encode(" 0. 1. 0. 1. 0. 1."),
+                     repetition_cut=True, loop_start=4)
+    script = ScriptedDecode(looped, replace(result(" 0. 1. 8. 9."), tokens=digits))
+    monkeypatch.setattr(whisper_decoder, "decode", script)
+    decoder = WhisperStreamDecoder(tiny_en, WhisperStreamConfig(
+        condition_on_previous=False, loop_retry_full_window=retry))
+    hyp = decoder.decode(view(), decoder.new_state(), final=False)
+    assert hyp is not None
+    if retry:
+        assert [c["full_window"] for c in script.calls] == [False, True]
+        assert "".join(w.text for w in hyp.words) == " 0. 1. 8. 9."
+    else:
+        assert len(script.calls) == 1 and "8" not in "".join(w.text for w in hyp.words)
 
 
 def test_decoder_hears_context_and_drops_a_final_stock_phrase(

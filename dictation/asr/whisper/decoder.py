@@ -55,6 +55,11 @@ class WhisperStreamConfig:
     split at a short pause) instead of a fragment. 0 decodes each segment alone."""
     guards: GuardConfig = field(default_factory=GuardConfig)
     """Thresholds of the guards against invented text."""
+    loop_retry_full_window: bool = True
+    """A decode of a short window that loops (the decoder's repetition guard stopped it) is
+    decoded again in Whisper's full 30-s window, as trained, and that result is used: short
+    windows save most of the encoder's work but make Whisper loop more often (digit strings
+    above all). Costs one full-window decode per loop."""
 
 
 def vocabulary_prompt(vocabulary: Sequence[str], encode: Callable[[str], list[int]],
@@ -74,12 +79,27 @@ def vocabulary_prompt(vocabulary: Sequence[str], encode: Callable[[str], list[in
     return tokens + encode(".") if tokens else []
 
 
+def previous_continuation(last_decode: tuple[int, list[int]] | None, segment_start: int,
+                          prefix: list[int]) -> list[int]:
+    """Draft of a re-decode (see :func:`dictation.asr.whisper.decoding.decode`): what the
+    segment's previous decode (``last_decode``: its segment's start sample and token sequence)
+    generated after ``prefix``, when it was of the same segment and began with the same
+    prefix; otherwise nothing."""
+    if last_decode is None or last_decode[0] != segment_start:
+        return []
+    sequence = last_decode[1]
+    return sequence[len(prefix):] if sequence[: len(prefix)] == prefix else []
+
+
 @dataclass
 class WhisperStreamState:
     """Per-stream state of :class:`WhisperStreamDecoder`."""
 
     history: list[int] = field(default_factory=list)
     """Committed tokens of the closed segments, oldest first (the prompt of later decodes)."""
+    last_decode: tuple[int, list[int]] | None = None
+    """The open segment's start sample and the token sequence (:attr:`DecodeResult.sequence`)
+    of its latest decode: the next decode's draft."""
 
 
 def split_words(tokens: list[int], token_text: Callable[[int], str]) -> list[Word]:
@@ -115,6 +135,7 @@ class WhisperStreamDecoder:
 
     def segment_closed(self, segment: ClosedSegment, state: WhisperStreamState) -> None:
         state.history += [t for w in segment.words for t in w.tokens]
+        state.last_decode = None
 
     def decode(self, segment: SegmentView, state: WhisperStreamState,
                final: bool) -> Hypothesis | None:
@@ -152,14 +173,27 @@ class WhisperStreamDecoder:
             earlier = state.history[:len(state.history) - n_context]
         n_earlier = min(len(earlier), c.decode.max_prompt_tokens)
         prompt = self._vocabulary + earlier[len(earlier) - n_earlier:]
-        result = decode(self.loaded, audio, prompt=prompt, prefix=prefix, options=self._options)
+        result = decode(self.loaded, audio, prompt=prompt, prefix=prefix, options=self._options,
+                        draft=previous_continuation(state.last_decode, segment.start, prefix))
+        state.last_decode = (segment.start, result.sequence)
         if earlier and copies_prompt(tok.decode(earlier[-c.guards.prompt_copy_tokens:]),
                                      tok.decode(result.tokens[n_forced:]), c.guards):
             prompt = self._vocabulary
             result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
                             options=self._options)
+            state.last_decode = (segment.start, result.sequence)
+        if self._loop_retry(result):
+            result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
+                            options=replace(self._options, full_window=True))
+            state.last_decode = (segment.start, result.sequence)
         own = drop_decoder_loop(result.tokens, n_context, result.loop_start)
         return replace(result, tokens=own, text=tok.decode(own)), bool(context)
+
+    def _loop_retry(self, result: DecodeResult) -> bool:
+        """Loop retry: the decode looped in a short window and the config asks for a retry in
+        the full window (``loop_retry_full_window``)."""
+        return (result.repetition_cut and self.config.loop_retry_full_window
+                and not self._options.full_window)
 
     def _context(self, segment: SegmentView) -> list[ClosedSegment]:
         """The closed segments decoded with the open one: the latest ones that fit, with the

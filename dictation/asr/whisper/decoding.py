@@ -48,6 +48,11 @@ class DecodeOptions:
     word_timestamps: bool = False
     """Keep the alignment heads' cross-attention so :mod:`dictation.bench.alignment`
     can time words."""
+    repetition_max_ngram: int = 8
+    """Repetition guard (:class:`RepetitionGuard`): loops of up to this many tokens are
+    detected, tokens ..."""
+    repetition_max_repeats: int = 3
+    """... once they repeat this many times in a row, occurrences."""
 
 
 @dataclass
@@ -68,6 +73,9 @@ class DecodeResult:
     cross_attention: Tensor | None = field(default=None, repr=False)
     """(alignment heads, len(tokens) + 1, encoder frames) when ``word_timestamps``; the extra row
     is the end-of-text step."""
+    sequence: list[int] = field(default_factory=list)
+    """The forced prefix and the generated tokens as the decoder saw them (timestamps
+    included, end-of-text not): a later decode's ``draft`` is what follows its prefix here."""
 
 
 def compression_ratio(text: str) -> float:
@@ -178,11 +186,17 @@ def encode_audio(loaded: LoadedModel, audio: np.ndarray, options: DecodeOptions)
 
 @torch.inference_mode()
 def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = None,
-           prefix: list[int] | None = None, options: DecodeOptions | None = None) -> DecodeResult:
+           prefix: list[int] | None = None, options: DecodeOptions | None = None,
+           draft: list[int] | None = None) -> DecodeResult:
     """Greedy transcript of ``audio`` (16 kHz mono float32, at most 30 s).
 
     prompt: tokens of earlier text, given after <|startofprev|> as context.
-    prefix: tokens forced at the start of this transcript (text already committed)."""
+    prefix: tokens forced at the start of this transcript (text already committed).
+    draft: tokens the continuation is expected to start with (a streaming decoder's previous
+    hypothesis of the same audio, :attr:`DecodeResult.sequence` past the prefix). They are run
+    through the decoder together with the prefix and kept for as long as each is the greedy
+    choice, so a re-decode that agrees with the last one costs one
+    decoder call instead of one per token; the result is the greedy decode's either way."""
     options = options or DecodeOptions()
     tok, model = loaded.tokenizer, loaded.model
     prefix = list(prefix or [])
@@ -214,7 +228,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         if prefix:  # the forced prefix may already be the whole transcript: allow ending at once
             begin = [t for t in begin if t != tok.eot]
         filters.append(SuppressAtBegin(begin))
-    guard = RepetitionGuard()
+    guard = RepetitionGuard(options.repetition_max_ngram, options.repetition_max_repeats)
     max_new = int(options.max_tokens_per_second * audio_s) + 8
     max_new = min(max_new, model.dims.n_text_ctx // 2 - len(prefix))
     forced_text = [t for t in prefix if t < eot]
@@ -230,14 +244,19 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
             rows.append(torch.stack([weights[layer][0, head] for layer, head in heads]))
         return hidden[0]
 
-    first = step(initial)
+    room = model.dims.n_text_ctx - len(initial) - 1
+    draft = [] if options.word_timestamps else list(draft or [])[: max(0, min(max_new, room))]
+    first = step(initial + draft)
     no_speech_prob = float(model.decoder.logits(first[sot_index]).softmax(-1)[tok.no_speech])
     generated: list[int] = []
     sum_logprob = 0.0
-    last = model.decoder.logits(first[-1])
+    # the logits of the next generated token after the initial sequence and, while the draft
+    # holds, after each of its tokens (one batched projection)
+    pending = list(model.decoder.logits(first[len(initial) - 1:]).unbind(0))
     repetition_cut = False
     loop_start: int | None = None
     for _ in range(max(0, max_new)):
+        last = pending.pop(0)
         for f in filters:
             f.apply(last, prefix + generated if options.timestamps else generated)
         logprobs = last.log_softmax(-1)
@@ -250,7 +269,12 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         if token < eot and guard.looping(tokens):
             repetition_cut = True
             break
-        last = model.decoder.logits(step([token])[-1])
+        if pending and token == draft[len(generated) - 1]:
+            continue  # the draft holds: its next logits are computed already
+        if pending:  # the draft went another way: the decoder forgets its rest
+            cache.truncate(len(initial) + len(generated) - 1)
+            pending = []
+        pending.append(model.decoder.logits(step([token])[-1]))
     tokens = forced_text + [t for t in generated if t < eot]
     if repetition_cut:
         loop_start = max(len(guard.cut(tokens, keep_one=False)), len(forced_text))
@@ -265,4 +289,4 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
                         avg_logprob=sum_logprob / max(1, len(generated) + 1),
                         no_speech_prob=no_speech_prob, compression_ratio=compression_ratio(text),
                         audio_s=audio_s, repetition_cut=repetition_cut, loop_start=loop_start,
-                        cross_attention=cross)
+                        cross_attention=cross, sequence=prefix + generated)
