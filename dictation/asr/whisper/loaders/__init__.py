@@ -68,8 +68,8 @@ def set_compute(loaded: LoadedModel, compute: str) -> None:
 
     ``"int8"``: dynamic int8 weights for the linear layers that run over audio frames
     (:meth:`~dictation.asr.whisper.model.Whisper.use_int8`). ``"float32"``: float32 weights.
-    Both compute the logits from a float16 copy of the embedding
-    (:meth:`~dictation.asr.whisper.model.TextDecoder.use_half_logits`)."""
+    Both keep the token embedding in float16
+    (:meth:`~dictation.asr.whisper.model.TextDecoder.use_half_embedding`)."""
     if compute not in COMPUTE_TYPES:
         raise ModelError(f"unknown compute type {compute!r}; expected one of "
                          f"{', '.join(COMPUTE_TYPES)}")
@@ -78,4 +78,4 @@ def set_compute(loaded: LoadedModel, compute: str) -> None:
             loaded.model.use_int8()
         except RuntimeError as exc:
             raise ModelError(f"{exc}; set recognizer.compute = \"float32\"") from exc
-    loaded.model.decoder.use_half_logits()
+    loaded.model.decoder.use_half_embedding()
