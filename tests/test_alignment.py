@@ -21,8 +21,7 @@ from model_fixtures import (
 
 from dictation import SAMPLE_RATE
 from dictation.asr.whisper.loaders import LoadedModel, load_model
-from dictation.asr.whisper.transcribe import speech_probabilities
-from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
+from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net, speech_probabilities
 from dictation.bench.alignment import (
     WordTiming,
     align_words,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from dictation import SAMPLE_RATE
 from dictation.errors import ModelError
 
 FRAME_SAMPLES = 512
@@ -99,3 +100,32 @@ class VadStream:
         prob, self.state = self.net(x, self.state)
         self.context = x[:, -CONTEXT_SAMPLES:]
         return float(prob[0])
+
+
+def speech_probabilities(vad: SileroVadNet, audio: np.ndarray) -> np.ndarray:
+    """VAD speech probability of each FRAME_SAMPLES frame of ``audio`` (last partial frame
+    zero-padded)."""
+    stream = VadStream(vad)
+    n = -(-len(audio) // FRAME_SAMPLES)
+    padded = np.zeros(n * FRAME_SAMPLES, dtype=np.float32)
+    padded[: len(audio)] = audio
+    return np.array([stream.probability(padded[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+                     for i in range(n)], dtype=np.float32)
+
+
+def window_cuts(probs: np.ndarray, n_samples: int, min_window_s: float = 20.0, *,
+                max_window_s: float) -> list[int]:
+    """Sample positions that cut ``n_samples`` samples into windows of at most ``max_window_s``
+    seconds (a model's longest input), each cut at the quietest frame of ``probs`` (the speech
+    probabilities of :func:`speech_probabilities`, smoothed over 5 frames) between
+    ``min_window_s`` and ``max_window_s`` into its window."""
+    smooth = np.convolve(probs, np.ones(5) / 5, mode="same") if len(probs) else probs
+    max_samples = int(max_window_s * SAMPLE_RATE)
+    cuts, start = [], 0
+    while n_samples - start > max_samples:
+        lo = (start + int(min_window_s * SAMPLE_RATE)) // FRAME_SAMPLES
+        hi = (start + max_samples) // FRAME_SAMPLES
+        frame = lo + int(np.argmin(smooth[lo:hi]))
+        start = frame * FRAME_SAMPLES
+        cuts.append(start)
+    return cuts

@@ -36,12 +36,17 @@ from torch import Tensor
 from dictation import SAMPLE_RATE
 from dictation.asr.session import Recognizer
 from dictation.asr.whisper.decoding import DecodeOptions, DecodeResult, decode, encode_audio
-from dictation.asr.whisper.features import N_SAMPLES
+from dictation.asr.whisper.features import CHUNK_SECONDS, N_SAMPLES
 from dictation.asr.whisper.guards import is_non_speech_window
 from dictation.asr.whisper.loaders import LoadedModel
 from dictation.asr.whisper.recognizer import WhisperRecognizer
-from dictation.asr.whisper.transcribe import speech_probabilities, window_cuts
-from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, load_vad_net
+from dictation.audio.vad import (
+    FRAME_SAMPLES,
+    SileroVadNet,
+    load_vad_net,
+    speech_probabilities,
+    window_cuts,
+)
 
 FRAME_S = 0.02
 """Seconds per encoder frame (two 10 ms mel frames)."""
@@ -335,7 +340,7 @@ def align_words(loaded: LoadedModel, audio: np.ndarray, text: str | None = None,
     text None: transcribe (greedy, full 30 s windows, as
     :mod:`dictation.asr.whisper.transcribe` does) and
     time the transcript; otherwise force ``text``'s tokens. Audio over 30 s is aligned per
-    window, cut where :func:`dictation.asr.whisper.transcribe.window_cuts` cuts it (Silero VAD
+    window, cut where :func:`dictation.audio.vad.window_cuts` cuts it (Silero VAD
     ``vad_net``,
     loaded on demand); forced text is then shared out between the windows by matching it
     against each window's own transcript. With ``trim``, words are shrunk to the speech VAD
@@ -347,8 +352,9 @@ def align_words(loaded: LoadedModel, audio: np.ndarray, text: str | None = None,
     probs = None
     if trim or long:
         probs = speech_probabilities(vad_net or load_vad_net(), audio).astype(np.float64)
-    bounds = [0, *(window_cuts(probs, len(audio)) if long and probs is not None else []),
-              len(audio)]
+    cuts = (window_cuts(probs, len(audio), max_window_s=CHUNK_SECONDS)
+            if long and probs is not None else [])
+    bounds = [0, *cuts, len(audio)]
     windows = list(zip(bounds[:-1], bounds[1:], strict=True))
     tok = loaded.tokenizer
     timings: list[WordTiming] = []

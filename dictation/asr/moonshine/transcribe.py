@@ -16,9 +16,8 @@ import numpy as np
 
 from dictation.asr.moonshine.decoding import MoonshineDecodeOptions, decode
 from dictation.asr.moonshine.loaders import LoadedMoonshine
-from dictation.asr.whisper.transcribe import speech_probabilities, window_cuts
 from dictation.audio.segmenter import SegmenterConfig
-from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet
+from dictation.audio.vad import FRAME_SAMPLES, SileroVadNet, speech_probabilities, window_cuts
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,8 @@ def long_input_windows(probs: np.ndarray, n_samples: int,
                        options: MoonshineOfflineOptions = OFFLINE_OPTIONS) -> list[tuple[int, int]]:
     """(start, end) sample ranges covering ``n_samples``: one window up to ``max_window_s``,
     else windows cut at the quietest frames (``probs``: VAD probability per FRAME_SAMPLES)."""
-    cuts = window_cuts(probs, n_samples, options.min_window_s, options.max_window_s)
+    cuts = window_cuts(probs, n_samples, options.min_window_s,
+                       max_window_s=options.max_window_s)
     bounds = [0, *cuts, n_samples]
     return list(zip(bounds, bounds[1:], strict=False))
 
