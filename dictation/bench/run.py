@@ -4,7 +4,8 @@ For each utterance of a set folder (see :func:`dictation.audio.files.read_datase
 
 - offline mode transcribes the whole file (:meth:`dictation.asr.session.Recognizer.transcribe`);
 - stream mode feeds it through a :class:`~dictation.asr.session.Session` as if it were
-  live (:func:`dictation.asr.replay.replay` with the real-time clock, 1 s of trailing silence); the
+  live (:func:`dictation.asr.replay.replay` with the real-time clock, 1 s of trailing silence,
+  or with ``--clock simulated``: every decode runs, whatever the machine's load); the
   hypothesis is everything committed.
 
 WER is computed with the project's scorer, ``../shared/scoring/score.py`` (imported by path: it
@@ -65,6 +66,8 @@ SCORER_ENV = "DICTATION_SCORER"
 DEFAULT_SCORER = Path(__file__).resolve().parents[3] / "shared" / "scoring" / "score.py"
 """``../shared/scoring/score.py`` beside the checkout."""
 TRAILING_SILENCE_S = 1.0
+Clock = Literal["realtime", "simulated"]
+CLOCKS: tuple[Clock, ...] = ("realtime", "simulated")
 """Silence fed after each utterance in stream mode, seconds (a live microphone keeps going)."""
 
 
@@ -267,6 +270,8 @@ class BenchReport:
     """What the yardstick is, or why there is none."""
     yardstick_score: dict[str, Any] | None = None
     """The scorer's result for the yardstick's hypotheses."""
+    clock: Clock = "realtime"
+    """Stream mode's replay clock (see :func:`run_bench`)."""
     report_path: Path | None = None
     hyps_path: Path | None = None
 
@@ -455,10 +460,10 @@ def _run_offline(recognizer: Recognizer, utt: Utterance,
 
 def _run_stream(recognizer: Recognizer, utt: Utterance, audio: np.ndarray,
                 config: StreamingConfig, chunk_s: float, normalise: Callable[[str], str],
-                progress: Callable[[str], None]) -> UtteranceResult:
+                progress: Callable[[str], None], clock: Clock) -> UtteranceResult:
     session = recognizer.open_session(config)
     started, cpu = time.perf_counter(), time.process_time()
-    events = list(replay(session, audio, chunk_s=chunk_s, realtime=True,
+    events = list(replay(session, audio, chunk_s=chunk_s, realtime=clock == "realtime",
                          trailing_silence_s=TRAILING_SILENCE_S))
     elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     hyp = "".join(e.event.text for e in events if isinstance(e.event, Commit)).strip()
@@ -480,7 +485,8 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
               progress: bool = True, *, threads: int | None = None,
               config: StreamingConfig | None = None, chunk_s: float = 0.1,
               scorer: str | Path | None = None, recognizer: Recognizer | None = None,
-              compute: str = DEFAULT_COMPUTE, yardstick: bool = True) -> BenchReport:
+              compute: str = DEFAULT_COMPUTE, yardstick: bool = True,
+              clock: Clock = "realtime") -> BenchReport:
     """Benchmark ``model_id`` on the set folder ``set_dir`` and write the Markdown report to
     ``report_path`` (default ``reports/bench-<mode>-<model>.md``) with the hypotheses TSV
     beside it (``.hyps.tsv``).
@@ -495,6 +501,9 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
     names it; ``compute`` should then say how it was loaded).
     compute: "int8" or "float32" (see :func:`~dictation.asr.whisper.loaders.set_compute`).
     yardstick: also time faster-whisper on the same files (see :func:`load_yardstick`).
+    clock: stream mode's replay clock: "realtime" (audio arrives while a decode runs, so a
+    slow machine skips decodes as the app would) or "simulated" (every decode runs: compute
+    and WER do not depend on the machine's load; lags then leave the decode time out).
     """
     score_module = load_scorer(scorer)
     if limit is not None and limit < 1:
@@ -523,7 +532,7 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
                 bar.show(index, f"{utt_id} ({text})")
 
             result = _run_stream(recognizer, utt, audio, config, chunk_s,
-                                 score_module.normalize_text, stage)
+                                 score_module.normalize_text, stage, clock)
         else:
             result = _run_offline(recognizer, utt, audio)
         if measured is not None:
@@ -546,7 +555,7 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
         settings=settings, torch_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count() or 1, torch_version=torch.__version__,
         date=datetime.now().astimezone().isoformat(timespec="seconds"), limited=limited,
-        compute=compute, yardstick=ruler_text, yardstick_score=ruler_score)
+        compute=compute, yardstick=ruler_text, yardstick_score=ruler_score, clock=clock)
     report.report_path = Path(report_path) if report_path else default_report_path(mode,
                                                                                     model_id)
     report.hyps_path = hyps_path_for(report.report_path)
@@ -616,8 +625,8 @@ def render_markdown(report: BenchReport) -> str:
             f"- compute: {report.compute}", f"- settings: `{report.settings}`",
             f"- yardstick: {report.yardstick}"]
     if report.mode == "stream":
-        out += [f"- replay: real-time clock, {TRAILING_SILENCE_S:g} s trailing silence; RTF is "
-                "the wall time of the session's feed/finish calls (VAD + decoding) over the "
+        out += [f"- replay: {report.clock} clock, {TRAILING_SILENCE_S:g} s trailing silence; "
+                "RTF is the wall time of the session's feed/finish calls (VAD + decoding) over the "
                 "utterance's own audio seconds",
                 "- commit lag: commit time of a word minus its end in the audio (forced "
                 "alignment of the offline transcript, words matched with difflib; negative = "
@@ -679,6 +688,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "at most 4)")
     parser.add_argument("--compute", choices=COMPUTE_TYPES, default=DEFAULT_COMPUTE,
                         help=f"model arithmetic (default {DEFAULT_COMPUTE})")
+    parser.add_argument("--clock", choices=CLOCKS, default="realtime",
+                        help="--stream replay clock: realtime (decodes skipped when the "
+                             "machine falls behind, as live) or simulated (every decode runs; "
+                             "compute independent of the load) (default realtime)")
     parser.add_argument("--no-yardstick", action="store_true",
                         help="do not time faster-whisper on the same files")
     parser.add_argument("--scorer", metavar="PATH", default=None,
@@ -699,7 +712,7 @@ def bench_main(args: argparse.Namespace) -> int:
         report = run_bench(args.set_dir, args.model, stream=args.stream,
                            report_path=report_path, limit=args.limit, progress=not args.quiet,
                            threads=args.threads, scorer=args.scorer, compute=args.compute,
-                           yardstick=not args.no_yardstick)
+                           yardstick=not args.no_yardstick, clock=args.clock)
     except DictationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
