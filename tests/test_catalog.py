@@ -16,6 +16,7 @@ import pytest
 
 from dictation.asr import catalog
 from dictation.asr.catalog import installed_models, list_models, resolve
+from dictation.asr.recognizer import default_threads
 from dictation.errors import ModelError
 
 # --------------------------------------------------------------------------- shipped catalogue
@@ -158,3 +159,9 @@ def test_cache_root_matches_huggingface_hub_and_listing_does_not_import_it(
     assert out.returncode == 0, out.stderr
     ours, theirs, lazy = json.loads(out.stdout)
     assert ours == theirs and lazy
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (4, 2), (6, 3), (16, 4)])
+def test_inference_takes_half_the_cores_at_most_four(cores: int, threads: int) -> None:
+    assert default_threads(cores) == threads
+    assert 1 <= default_threads() <= 4

@@ -53,14 +53,19 @@ def family_loader(name: str) -> FamilyLoader:
         raise ModelError(f"Unknown model family {name!r}; known families: {known}.") from None
 
 
-def default_threads() -> int:
-    """Threads for inference: the cores this process may use, at most 4 (the small Whisper
-    models stop scaling there)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+def default_threads(cores: int | None = None) -> int:
+    """Threads for inference: half the cores this process may use (``cores``; default: asked
+    of the system), at least 1, at most 4 (the small models stop scaling there). Dictation
+    shares the machine with the user's work: on a busy 2-core machine a second torch thread
+    made streaming slower, not faster (the VAD's and the decoder's small per-token operations
+    wait for the other thread: 17 dev files streamed in 154 s of CPU with 2 threads, 73 s
+    with 1; the machine at load average 3-5)."""
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # macOS, Windows
+            cores = os.cpu_count() or 1
+    return max(1, min(4, cores // 2))
 
 
 def load_recognizer(model_id: str, *, download: bool = True, progress: bool = True,
