@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+import dictation.app
 from dictation import SAMPLE_RATE
 from dictation.app import (
+    MEMORY_TRIM_S,
     DictationApp,
     State,
     available_models,
@@ -882,3 +884,28 @@ def test_stop_tap_while_the_app_types_counts_when_typing_never_presses_the_hotke
     muted_default.press("shift_l", 2.0)
     muted_default.release("shift_l", 2.05)
     assert muted_default.poll(2.5) is None
+
+
+def test_free_heap_memory_is_given_back_at_segment_ends_during_a_long_dictation(
+        worker: tuple[DictationApp, Desk], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak (reports/soak.md) grew 24 % in 25 minutes: freed decode buffers stayed in the
+    C heap until the dictation ended. Segment ends give them back, at most every
+    MEMORY_TRIM_S."""
+    app, _ = worker
+    now = [0.0]
+    trims: list[float] = []
+    monkeypatch.setattr(app, "_clock", lambda: now[0])
+    monkeypatch.setattr(dictation.app, "release_free_memory", lambda: trims.append(now[0]))
+    app._trimmed_at = 0.0
+    app.handle(Request(Command.START))
+    assert app.session is not None
+    feed = app.session.feed
+
+    def feed_and_end_segment(pcm: np.ndarray) -> list[Event]:
+        return [*feed(pcm), EndOfSegment("", 0.0, 0)]
+
+    monkeypatch.setattr(app.session, "feed", feed_and_end_segment)
+    for t in (MEMORY_TRIM_S / 3, MEMORY_TRIM_S + 1, MEMORY_TRIM_S + 10, 2 * MEMORY_TRIM_S + 2):
+        now[0] = t
+        app.listen_tick()
+    assert trims == [MEMORY_TRIM_S + 1, 2 * MEMORY_TRIM_S + 2]
