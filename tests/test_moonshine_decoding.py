@@ -224,3 +224,29 @@ def test_end_of_text_first_is_forbidden_after_the_context_too() -> None:
     loaded = rigged_model(eager_end=True)  # after token 1, end-of-text scores best
     assert decode(loaded, AUDIO_2S, speech_found=False, context=[1]).tokens == []
     assert decode(loaded, AUDIO_2S, speech_found=True, context=[1]).tokens
+
+
+@pytest.mark.parametrize("draft_kind", ["exact", "wrong from the middle", "garbage",
+                                        "beyond the end"])
+def test_a_draft_changes_nothing_but_the_cost(draft_kind: str) -> None:
+    """The streaming decoder's previous hypothesis as the draft (a random model, so that each
+    token depends on all before it): the result is the greedy decode's whatever the draft."""
+    loaded = rigged_model(eager_end=False)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in loaded.model.decoder.parameters():
+            parameter.copy_(torch.randn_like(parameter) * 0.3)
+    audio = np.random.default_rng(0).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32)
+    options = MoonshineDecodeOptions(repetition_min_tokens=10_000)
+    context, prefix = [270, 271], [272]
+    plain = decode(loaded, audio, context=context, prefix=prefix, options=options)
+    continuation = plain.sequence[len(context) + len(prefix):]
+    assert len(continuation) >= 4 and plain.sequence[:3] == [270, 271, 272]
+    half = len(continuation) // 2
+    draft = {"exact": continuation,
+             "wrong from the middle": [*continuation[:half], (continuation[half] + 1) % VOCAB,
+                                       *continuation[half + 1:]],
+             "garbage": [int(t) for t in np.random.default_rng(2).integers(3, VOCAB, 8)],
+             "beyond the end": [*continuation, 5, 6, 7]}[draft_kind]
+    result = decode(loaded, audio, context=context, prefix=prefix, options=options, draft=draft)
+    assert result.tokens == plain.tokens and result.sequence == plain.sequence

@@ -20,6 +20,7 @@ from stream_helpers import committed, feed_in_chunks
 
 from dictation import SAMPLE_RATE
 from dictation.asr.commit import LocalAgreement, Word, agreed_prefix, committed_end
+from dictation.asr.draft import previous_continuation
 from dictation.asr.driver import StreamingConfig
 from dictation.asr.events import Commit, EndOfSegment, Event, Partial
 from dictation.asr.recognizer import load_recognizer
@@ -374,11 +375,11 @@ def test_split_words_joins_punctuation_and_subwords() -> None:
 
 def test_the_draft_is_the_previous_decode_of_the_same_segment_after_its_prefix() -> None:
     previous = (16000, [50, 7, 8, 9, 60])
-    assert streaming.previous_continuation(previous, 16000, [50, 7]) == [8, 9, 60]
-    assert streaming.previous_continuation(previous, 16000, [50, 7, 8, 9, 60]) == []
-    assert streaming.previous_continuation(previous, 32000, [50, 7]) == []  # another segment
-    assert streaming.previous_continuation(previous, 16000, [51, 7]) == []  # prefix moved
-    assert streaming.previous_continuation(None, 16000, [50]) == []
+    assert previous_continuation(previous, 16000, [50, 7]) == [8, 9, 60]
+    assert previous_continuation(previous, 16000, [50, 7, 8, 9, 60]) == []
+    assert previous_continuation(previous, 32000, [50, 7]) == []  # another segment
+    assert previous_continuation(previous, 16000, [51, 7]) == []  # prefix moved
+    assert previous_continuation(None, 16000, [50]) == []
 
 
 def test_streaming_config_defaults_are_sane() -> None:

@@ -15,13 +15,14 @@ Cutting long inputs at quiet points is the caller's part (see
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from dictation import SAMPLE_RATE
+from dictation.asr.draft import DraftedLogits
 from dictation.asr.moonshine.loaders import LoadedMoonshine
 from dictation.asr.moonshine.model import MIN_SAMPLES
 
@@ -55,6 +56,9 @@ class MoonshineResult:
     stop: str
     """Why decoding stopped: "end_of_text", "token_cap" or "repetition"."""
     avg_logprob: float
+    sequence: list[int] = field(default_factory=list)
+    """The context, prefix and generated tokens as the decoder saw them after <s> (before any
+    repetition cut): a later decode's ``draft`` is what follows its context and prefix here."""
 
 
 def token_cap(n_samples: int, tokens_per_second: float = 6.5, min_tokens: int = 6) -> int:
@@ -116,7 +120,7 @@ def encode(loaded: LoadedMoonshine, audio: np.ndarray) -> Tensor:
 def decode(loaded: LoadedMoonshine, audio: np.ndarray, *, speech_found: bool = True,
            prefix: list[int] | None = None, context: list[int] | None = None,
            options: MoonshineDecodeOptions | None = None,
-           encoder_out: Tensor | None = None) -> MoonshineResult:
+           encoder_out: Tensor | None = None, draft: list[int] | None = None) -> MoonshineResult:
     """Greedy transcript of ``audio`` (16 kHz mono float32).
 
     speech_found: the VAD found speech in ``audio`` (enables :class:`NoEndOfTextFirst`).
@@ -124,7 +128,10 @@ def decode(loaded: LoadedMoonshine, audio: np.ndarray, *, speech_found: bool = T
     context: text tokens of earlier audio at the start of ``audio``, forced before ``prefix``
         (not counted toward the cap, not in the result); end-of-text first is forbidden after
         them as without them.
-    encoder_out: the encoder states of ``audio`` when the caller already has them."""
+    encoder_out: the encoder states of ``audio`` when the caller already has them.
+    draft: tokens the continuation is expected to start with (the streaming decoder's previous
+        hypothesis, :attr:`MoonshineResult.sequence` past ``context + prefix``; see
+        :mod:`dictation.asr.draft`): the result is the greedy decode's either way."""
     options = options or MoonshineDecodeOptions()
     model, dims = loaded.model, loaded.dims
     prefix = list(prefix or [])
@@ -138,12 +145,17 @@ def decode(loaded: LoadedMoonshine, audio: np.ndarray, *, speech_found: bool = T
         rules.append(NoEndOfTextFirst(dims.eos_token_id))
     guard = RepetitionGuard(options.repetition_max_ngram, options.repetition_min_repeats,
                             options.repetition_min_tokens)
-    logits = model.decoder(torch.tensor([[dims.bos_token_id, *context, *prefix]]),
-                           cache)[0, -1]
+    initial = [dims.bos_token_id, *context, *prefix]
+    draft = list(draft or [])[: max(0, cap - len(prefix) - 1)]
+    rows = model.decoder(torch.tensor([initial + draft]), cache)[0, len(initial) - 1:]
+    drafted = DraftedLogits(rows, draft, len(initial),
+                            lambda token: model.decoder(torch.tensor([[token]]), cache)[0, -1],
+                            cache.truncate)
     generated: list[int] = []
     sum_logprob = 0.0
     stop = "token_cap"
     while len(prefix) + len(generated) < cap:
+        logits = drafted.next()
         for rule in rules:
             rule.apply(logits, generated)
         logprobs = logits.log_softmax(-1)
@@ -156,10 +168,11 @@ def decode(loaded: LoadedMoonshine, audio: np.ndarray, *, speech_found: bool = T
         if guard.loop(prefix + generated) is not None:
             stop = "repetition"
             break
-        logits = model.decoder(torch.tensor([[token]]), cache)[0, -1]
+        drafted.generated(token)
     tokens = prefix + generated
     if stop == "repetition":
         tokens = max(guard.cut(tokens), prefix, key=len)  # never cut into the forced prefix
     return MoonshineResult(tokens=tokens, text=loaded.tokenizer.decode(tokens),
                            audio_s=len(audio) / SAMPLE_RATE, stop=stop,
-                           avg_logprob=sum_logprob / max(1, len(generated) + 1))
+                           avg_logprob=sum_logprob / max(1, len(generated) + 1),
+                           sequence=[*context, *prefix, *generated])

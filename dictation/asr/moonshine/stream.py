@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from dictation import SAMPLE_RATE
 from dictation.asr.commit import Word
 from dictation.asr.decoder import ClosedSegment, Hypothesis, SegmentView
+from dictation.asr.draft import previous_continuation
 from dictation.asr.moonshine.decoding import MoonshineDecodeOptions, decode
 from dictation.asr.moonshine.loaders import LoadedMoonshine
 from dictation.asr.moonshine.tokenizer import SPACE_PIECE, MoonshineTokenizer
@@ -37,7 +38,11 @@ class MoonshineStreamConfig:
 
 @dataclass
 class MoonshineStreamState:
-    """Per-stream state: none is needed (context segments come from the driver)."""
+    """Per-stream state (context segments come from the driver)."""
+
+    last_decode: tuple[int, list[int]] | None = None
+    """The open segment's start sample and the token sequence of its latest decode
+    (:attr:`MoonshineResult.sequence`): the next decode's draft."""
 
 
 def split_words(tokens: list[int], tokenizer: MoonshineTokenizer) -> list[Word]:
@@ -72,16 +77,19 @@ class MoonshineStreamDecoder:
         return MoonshineStreamState()
 
     def segment_closed(self, segment: ClosedSegment, state: MoonshineStreamState) -> None:
-        """Nothing to keep (the driver keeps closed segments for ``context_s``)."""
+        """Forget the closed segment's draft (the driver keeps closed segments for
+        ``context_s``)."""
+        state.last_decode = None
 
     def decode(self, segment: SegmentView, state: MoonshineStreamState,
                final: bool) -> Hypothesis | None:
         """The open segment's hypothesis from its start (committed words first, as forced);
         None when nothing was heard."""
-        words = self.words(segment)
+        words = self.words(segment, state)
         return None if words is None else Hypothesis(words)
 
-    def words(self, segment: SegmentView) -> list[Word] | None:
+    def words(self, segment: SegmentView,
+              state: MoonshineStreamState | None = None) -> list[Word] | None:
         """The words of :meth:`decode`."""
         horizon = segment.end - int(self.config.context_s * SAMPLE_RATE)
         context = [s for s in segment.closed
@@ -89,9 +97,14 @@ class MoonshineStreamDecoder:
         origin = context[0].start if context else segment.start
         audio = segment.audio(origin, segment.end)
         prefix = [t for w in segment.committed for t in w.tokens]
+        context_tokens = [t for s in context for w in s.words for t in w.tokens]
+        last = state.last_decode if state is not None else None
         result = decode(self.loaded, audio, speech_found=segment.speech_samples > 0,
-                        prefix=prefix, options=self.config.decode,
-                        context=[t for s in context for w in s.words for t in w.tokens])
+                        prefix=prefix, options=self.config.decode, context=context_tokens,
+                        draft=previous_continuation(last, segment.start,
+                                                    context_tokens + prefix))
+        if state is not None:
+            state.last_decode = (segment.start, result.sequence)
         if not result.tokens:
             return None
         return split_words(result.tokens, self.loaded.tokenizer)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from dictation import SAMPLE_RATE
 from dictation.asr.commit import Word
 from dictation.asr.decoder import ClosedSegment, Hypothesis, SegmentView
+from dictation.asr.draft import previous_continuation
 from dictation.asr.whisper.decoding import TIMESTAMP_S, DecodeOptions, DecodeResult, decode
 from dictation.asr.whisper.features import CHUNK_SECONDS
 from dictation.asr.whisper.guards import (
@@ -77,18 +78,6 @@ def vocabulary_prompt(vocabulary: Sequence[str], encode: Callable[[str], list[in
             break
         tokens += piece
     return tokens + encode(".") if tokens else []
-
-
-def previous_continuation(last_decode: tuple[int, list[int]] | None, segment_start: int,
-                          prefix: list[int]) -> list[int]:
-    """Draft of a re-decode (see :func:`dictation.asr.whisper.decoding.decode`): what the
-    segment's previous decode (``last_decode``: its segment's start sample and token sequence)
-    generated after ``prefix``, when it was of the same segment and began with the same
-    prefix; otherwise nothing."""
-    if last_decode is None or last_decode[0] != segment_start:
-        return []
-    sequence = last_decode[1]
-    return sequence[len(prefix):] if sequence[: len(prefix)] == prefix else []
 
 
 @dataclass

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from dictation import SAMPLE_RATE
+from dictation.asr.draft import DraftedLogits
 from dictation.asr.whisper.features import HOP_LENGTH, N_FRAMES, features_for_window
 from dictation.asr.whisper.loaders import LoadedModel
 
@@ -193,10 +194,8 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     prompt: tokens of earlier text, given after <|startofprev|> as context.
     prefix: tokens forced at the start of this transcript (text already committed).
     draft: tokens the continuation is expected to start with (a streaming decoder's previous
-    hypothesis of the same audio, :attr:`DecodeResult.sequence` past the prefix). They are run
-    through the decoder together with the prefix and kept for as long as each is the greedy
-    choice, so a re-decode that agrees with the last one costs one
-    decoder call instead of one per token; the result is the greedy decode's either way."""
+    hypothesis of the same audio, :attr:`DecodeResult.sequence` past the prefix; see
+    :mod:`dictation.asr.draft`): the result is the greedy decode's either way."""
     options = options or DecodeOptions()
     tok, model = loaded.tokenizer, loaded.model
     prefix = list(prefix or [])
@@ -250,13 +249,13 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
     no_speech_prob = float(model.decoder.logits(first[sot_index]).softmax(-1)[tok.no_speech])
     generated: list[int] = []
     sum_logprob = 0.0
-    # the logits of the next generated token after the initial sequence and, while the draft
-    # holds, after each of its tokens (one batched projection)
-    pending = list(model.decoder.logits(first[len(initial) - 1:]).unbind(0))
+    drafted = DraftedLogits(model.decoder.logits(first[len(initial) - 1:]), draft, len(initial),
+                            lambda token: model.decoder.logits(step([token])[-1]),
+                            cache.truncate)
     repetition_cut = False
     loop_start: int | None = None
     for _ in range(max(0, max_new)):
-        last = pending.pop(0)
+        last = drafted.next()
         for f in filters:
             f.apply(last, prefix + generated if options.timestamps else generated)
         logprobs = last.log_softmax(-1)
@@ -269,12 +268,7 @@ def decode(loaded: LoadedModel, audio: np.ndarray, prompt: list[int] | None = No
         if token < eot and guard.looping(tokens):
             repetition_cut = True
             break
-        if pending and token == draft[len(generated) - 1]:
-            continue  # the draft holds: its next logits are computed already
-        if pending:  # the draft went another way: the decoder forgets its rest
-            cache.truncate(len(initial) + len(generated) - 1)
-            pending = []
-        pending.append(model.decoder.logits(step([token])[-1]))
+        drafted.generated(token)
     tokens = forced_text + [t for t in generated if t < eot]
     if repetition_cut:
         loop_start = max(len(guard.cut(tokens, keep_one=False)), len(forced_text))
