@@ -51,6 +51,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true",
                     help="one JSON object per line: file, event, audio_time_s, text, segment")
     tr.add_argument("--chunk", type=float, default=0.1, help="--stream chunk size (s)")
+    tr.add_argument("--compute", choices=("int8", "float32"), default=None,
+                    help="model arithmetic (default: float32 offline, the config's "
+                         "recognizer.compute with --stream)")
 
     bench = sub.add_parser("bench", help="WER, speed and latency on a speech set")
     if argv is None or "bench" in argv:
@@ -107,6 +110,16 @@ def _model_id(args: argparse.Namespace) -> str:
     return load_config(args.config).recognizer.model
 
 
+def _compute(args: argparse.Namespace) -> str:
+    """``transcribe``'s compute type: ``--compute``, else the app's (the config's) when
+    streaming, else :data:`~dictation.config.OFFLINE_COMPUTE`."""
+    from dictation.config import OFFLINE_COMPUTE, load_config
+
+    if args.compute:
+        return str(args.compute)
+    return load_config(args.config).recognizer.compute if args.stream else OFFLINE_COMPUTE
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from dictation.asr.events import Commit, EndOfSegment, Partial
     from dictation.asr.recognizer import load_recognizer
@@ -114,7 +127,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from dictation.audio.files import load_audio
     from dictation.integrity import check_recognizer
 
-    recognizer = load_recognizer(_model_id(args))
+    recognizer = load_recognizer(_model_id(args), compute=_compute(args))
     check_recognizer(recognizer)  # corrupt weights: refused, naming the file (exit 2)
     failures = 0
     for path in args.files:

@@ -27,10 +27,17 @@ TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", 
 TERMINAL_MODES = ("paste", "type")
 COMPUTE_TYPES = ("int8", "float32")
 """recognizer.compute values (see :func:`dictation.asr.whisper.loaders.set_compute`)."""
-DEFAULT_COMPUTE = "float32"
-"""Chosen with ``dictation bench`` on dev (tiny.en, reports/bench-cost-tiny.en.md): int8 takes
-about 40 % off the encoder's CPU time, but streamed it turned a six-digit string into a loop
-(30 inserted words) that float32 decodes right, so it is opt-in."""
+DEFAULT_COMPUTE = "int8"
+"""Chosen with ``dictation bench --stream`` on dev (tiny.en, 1 thread, quiet machine,
+reports/bench-cost-tiny.en.md): int8 took 18 % off streaming's CPU seconds (4.22x -> 3.47x
+faster-whisper's offline compute) at a streamed WER of 4.66 % (float32: 4.98 %). The one loop
+int8 once ran into (a six-digit string) is now decoded again in Whisper's full window
+(:attr:`dictation.asr.whisper.decoder.WhisperStreamConfig.loop_retry_full_window`)."""
+OFFLINE_COMPUTE = "float32"
+"""What offline transcription (``dictation transcribe`` without ``--stream``, ``dictation
+bench`` offline) computes with unless told: float32 equals faster-whisper's greedy output on
+dev (4.50 %), where int8 made a few near-tie words go the other way (5.14 %), and one decode
+per window makes its saving small."""
 TERMINAL_CLASSES = (
     "xterm", "uxterm", "gnome-terminal", "gnome-terminal-server", "konsole", "kitty",
     "alacritty", "wezterm", "org.wezfurlong.wezterm", "foot", "tilix", "terminator",
@@ -94,9 +101,9 @@ class RecognizerConfig:
     max_segment_s: float = SegmenterConfig.max_segment_s
     """A segment is closed when it reaches this length (s)."""
     compute: str = DEFAULT_COMPUTE
-    """How the model computes: "float32", or "int8" (dynamic int8 weights for the encoder's
-    linear layers: less CPU, but less robust streamed: see the loader's ``DEFAULT_COMPUTE``).
-    A test keeps the default equal to the loader's."""
+    """How the model computes: "int8" (dynamic int8 weights for the linear layers that run
+    over audio frames: less CPU, see ``DEFAULT_COMPUTE``) or "float32". A test keeps the
+    default equal to the loader's."""
     decode_interval_s: float = 0.4
     """Audio (s) between two decodes of the open segment (the streaming session's default;
     a test keeps them equal: asr/driver.py imports torch, too heavy for reading the config)."""

@@ -29,6 +29,7 @@ from dictation.bench.alignment import (
     dtw_path,
     group_words,
     median_filter,
+    reference_word_times,
     token_boundaries,
     trim_to_speech,
 )
@@ -225,3 +226,17 @@ def test_long_file_is_aligned_per_window(tiny_en: LoadedModel, vad_net: SileroVa
 def test_empty_text_has_no_words(tiny_en: LoadedModel) -> None:
     audio = np.zeros(SAMPLE_RATE, dtype=np.float32)
     assert align_words(tiny_en, audio, "  ", trim=False) == []
+
+
+def test_a_family_without_an_aligner_is_timed_by_the_embedded_whisper() -> None:
+    """Commit lag of a Moonshine session needs word times too: the bench's reference comes
+    from the embedded tiny.en for any recognizer that is not a Whisper one."""
+
+    class OtherFamily:  # not a WhisperRecognizer: no aligner of its own
+        pass
+
+    audio = read_wav(JFK_WAV)
+    words = reference_word_times(OtherFamily(), audio, JFK_TEXT)  # type: ignore[arg-type]
+    assert [w.word for w in words] == JFK_TEXT.split()
+    assert all(a.end_s <= b.end_s for a, b in itertools.pairwise(words))
+    assert reference_word_times(OtherFamily(), audio, " ") == []  # type: ignore[arg-type]

@@ -230,9 +230,11 @@ def test_the_vocabulary_opens_every_prompt(recognizer: Recognizer,
     real_decode = streaming.decode
 
     def spy(loaded: Any, audio: np.ndarray, prompt: list[int] | None = None,
-            prefix: list[int] | None = None, options: Any = None) -> Any:
+            prefix: list[int] | None = None, options: Any = None,
+            draft: list[int] | None = None) -> Any:
         prompts.append(list(prompt or []))
-        return real_decode(loaded, audio, prompt=prompt, prefix=prefix, options=options)
+        return real_decode(loaded, audio, prompt=prompt, prefix=prefix, options=options,
+                           draft=draft)
 
     monkeypatch.setattr(streaming, "decode", spy)
     tok = recognizer.loaded.tokenizer

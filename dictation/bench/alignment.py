@@ -27,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,7 @@ from dictation.audio.vad import (
     speech_probabilities,
     window_cuts,
 )
+from dictation.errors import DictationError
 
 FRAME_S = 0.02
 """Seconds per encoder frame (two 10 ms mel frames)."""
@@ -388,11 +390,33 @@ def align_words(loaded: LoadedModel, audio: np.ndarray, text: str | None = None,
     return timings
 
 
+ALIGNER_MODEL = "tiny.en"
+"""The embedded Whisper that times words for families without an aligner of their own."""
+
+
+@cache
+def embedded_aligner(threads: int) -> WhisperRecognizer | None:
+    """:data:`ALIGNER_MODEL`, loaded once (float32, ``threads`` torch threads), or None when it
+    is not installed."""
+    from dictation.asr.recognizer import load_recognizer
+
+    try:
+        aligner = load_recognizer(ALIGNER_MODEL, download=False, progress=False,
+                                  threads=threads, compute="float32")
+    except DictationError:
+        return None
+    return aligner if isinstance(aligner, WhisperRecognizer) else None
+
+
 def reference_word_times(recognizer: Recognizer, audio: np.ndarray,
                          text: str) -> list[WordTiming]:
     """Word times of ``text`` in ``audio`` as the benchmark's reference for commit lag: forced
-    alignment with the recognizer's own model where it is a Whisper model; [] (lag not
-    measured) for a family without an aligner."""
-    if not isinstance(recognizer, WhisperRecognizer) or not text.strip():
+    alignment with the recognizer's own model where it is a Whisper model, otherwise with the
+    embedded Whisper (:func:`embedded_aligner`); [] (lag not measured) without either."""
+    if not text.strip():
         return []
-    return align_words(recognizer.loaded, audio, text=text, vad_net=recognizer.vad)
+    aligner = (recognizer if isinstance(recognizer, WhisperRecognizer)
+               else embedded_aligner(torch.get_num_threads()))
+    if aligner is None:
+        return []
+    return align_words(aligner.loaded, audio, text=text, vad_net=aligner.vad)

@@ -56,7 +56,7 @@ from dictation.asr.replay import TimedEvent, replay
 from dictation.asr.session import Recognizer
 from dictation.audio.files import Utterance, load_audio, read_dataset
 from dictation.bench.alignment import WordTiming, reference_word_times
-from dictation.config import COMPUTE_TYPES, DEFAULT_COMPUTE
+from dictation.config import COMPUTE_TYPES, DEFAULT_COMPUTE, OFFLINE_COMPUTE
 from dictation.errors import ConfigError, DictationError
 
 Mode = Literal["offline", "stream"]
@@ -686,8 +686,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", default=None,
                         help="torch threads (default: the CPU cores this process may use, "
                              "at most 4)")
-    parser.add_argument("--compute", choices=COMPUTE_TYPES, default=DEFAULT_COMPUTE,
-                        help=f"model arithmetic (default {DEFAULT_COMPUTE})")
+    parser.add_argument("--compute", choices=COMPUTE_TYPES, default=None,
+                        help=f"model arithmetic (default {DEFAULT_COMPUTE} with --stream, as "
+                             f"the app; {OFFLINE_COMPUTE} offline)")
     parser.add_argument("--clock", choices=CLOCKS, default="realtime",
                         help="--stream replay clock: realtime (decodes skipped when the "
                              "machine falls behind, as live) or simulated (every decode runs; "
@@ -711,7 +712,9 @@ def bench_main(args: argparse.Namespace) -> int:
     try:
         report = run_bench(args.set_dir, args.model, stream=args.stream,
                            report_path=report_path, limit=args.limit, progress=not args.quiet,
-                           threads=args.threads, scorer=args.scorer, compute=args.compute,
+                           threads=args.threads, scorer=args.scorer,
+                           compute=args.compute or (DEFAULT_COMPUTE if args.stream
+                                                    else OFFLINE_COMPUTE),
                            yardstick=not args.no_yardstick, clock=args.clock)
     except DictationError as exc:
         print(f"error: {exc}", file=sys.stderr)
