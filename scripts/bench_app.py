@@ -53,6 +53,14 @@ def progress(message: str) -> None:
     print(f"bench_app: {message}", file=sys.stderr, flush=True)
 
 
+def publish(out: Path, text: str) -> None:
+    """Write the Markdown report ``text`` to ``out`` (folders made) and print it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    progress(f"wrote {out}")
+    print(text)
+
+
 # --------------------------------------------------------------------------- harness
 
 
@@ -376,10 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                 app.proc.kill()
     text = report(runs, idle, memory, args, timing_source, (load_before, os.getloadavg()[0]),
                   time.monotonic() - started)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    progress(f"wrote {args.out}")
-    print(text)
+    publish(args.out, text)
     return 0
 
 

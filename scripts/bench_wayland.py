@@ -265,10 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                   time.monotonic() - started)
     if retries:
         text += "\nRepeated after a failure: " + "; ".join(retries) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    progress(f"wrote {args.out}")
-    print(text)
+    bench_app.publish(args.out, text)
     return 0
 
 
@@ -305,7 +302,8 @@ def run_wayland(x: Desktop, tmp: Path, utterances: list[Utterance], scorer: Modu
         env = {k: v for k, v in {**os.environ, **audio, **wl.env}.items() if k != "DISPLAY"}
         progress("Wayland: starting the app")
         app = start_app(tmp / "wayland", env, args.model, wl.env["XDG_RUNTIME_DIR"])
-        runs, lags = [], []
+        runs: list[Run] = []
+        lags: list[float] = []
         try:
             for _ in range(args.runs):
                 for u in utterances:

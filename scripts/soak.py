@@ -972,10 +972,7 @@ def main(argv: list[str] | None = None) -> int:
         if tmp is not None:
             shutil.rmtree(tmp.name, ignore_errors=True)
     text = report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    progress(f"wrote {args.out}")
-    print(text)
+    bench_app.publish(args.out, text)
     return 0
 
 
