@@ -147,7 +147,8 @@ def decode(loaded: LoadedMoonshine, audio: np.ndarray, *, speech_found: bool = T
                             options.repetition_min_tokens)
     initial = [dims.bos_token_id, *context, *prefix]
     draft = list(draft or [])[: max(0, cap - len(prefix) - 1)]
-    rows = model.decoder(torch.tensor([initial + draft]), cache)[0, len(initial) - 1:]
+    hidden = model.decoder.hidden(torch.tensor([initial + draft]), cache)
+    rows = model.decoder.logits(hidden[0, len(initial) - 1:])  # context and prefix need none
     drafted = DraftedLogits(rows, draft, len(initial),
                             lambda token: model.decoder(torch.tensor([[token]]), cache)[0, -1],
                             cache.truncate)

@@ -279,6 +279,11 @@ class TextDecoder(nn.Module):
     def forward(self, tokens: Tensor, cache: DecoderCache) -> Tensor:
         """Logits of the next token after each of ``tokens`` (B, L), which follow the
         ``cache.n_tokens`` tokens already decoded; the cache is extended by L tokens."""
+        return self.logits(self.hidden(tokens, cache))
+
+    def hidden(self, tokens: Tensor, cache: DecoderCache) -> Tensor:
+        """Like :meth:`forward`, but the final (normalised) hidden states (B, L, d_model):
+        the logits of only some positions are then :meth:`logits` of those rows."""
         start = cache.n_tokens
         n = tokens.shape[1]
         cos, sin = self.rotary.angles(torch.arange(start, start + n))
@@ -288,7 +293,7 @@ class TextDecoder(nn.Module):
         x = self.embed_tokens(tokens)
         for i, layer in enumerate(self.layers):
             x, cache.self_kv[i] = layer(x, cos, sin, mask, cache.self_kv[i], cache.cross_kv[i])
-        return self.logits(self.norm(x))
+        return self.norm(x)
 
     def logits(self, x: Tensor) -> Tensor:
         """Output projection, tied to the token embedding: (B, L, d_model) -> (B, L, n_vocab)."""
