@@ -6,8 +6,10 @@ too (``context_s``): in Whisper's timestamp mode the forced prefix is each conte
 committed words between the timestamps of where it lies in the window, then the open segment's
 start timestamp and its committed words, so the decoder knows which audio is already
 transcribed and goes on from there with the sentence around it in view; older text is the
-prompt. If the continuation copies the prompt, the decode is repeated without it; a loop the
-decoder ran into is dropped whole. The guards of :mod:`dictation.asr.whisper.guards` decide
+prompt. The previous decode's continuation is the draft (:mod:`dictation.asr.draft`: one
+batched decoder call checks it, the greedy result is unchanged). If the continuation copies
+the prompt, the decode is repeated without it; a decode that loops is repeated in the full
+30-s window, and a loop that remains is dropped whole. The guards of :mod:`dictation.asr.whisper.guards` decide
 what is not speech and trim restarts.
 
 The model (:class:`~dictation.asr.whisper.loaders.LoadedModel`) is shared and read-only; the
