@@ -9,8 +9,8 @@ transcribed and goes on from there with the sentence around it in view; older te
 prompt. The previous decode's continuation is the draft (:mod:`dictation.asr.draft`: one
 batched decoder call checks it, the greedy result is unchanged). If the continuation copies
 the prompt, the decode is repeated without it; a decode that loops is repeated in the full
-30-s window, and a loop that remains is dropped whole. The guards of :mod:`dictation.asr.whisper.guards` decide
-what is not speech and trim restarts.
+30-s window, and a loop that remains is dropped whole. The guards of
+:mod:`dictation.asr.whisper.guards` decide what is not speech and trim restarts.
 
 The model (:class:`~dictation.asr.whisper.loaders.LoadedModel`) is shared and read-only; the
 per-stream state (:class:`WhisperStreamState`) is the committed text of closed segments.
