@@ -66,9 +66,10 @@ SCORER_ENV = "DICTATION_SCORER"
 DEFAULT_SCORER = Path(__file__).resolve().parents[3] / "shared" / "scoring" / "score.py"
 """``../shared/scoring/score.py`` beside the checkout."""
 TRAILING_SILENCE_S = 1.0
+"""Silence fed after each utterance in stream mode, seconds (a live microphone keeps going)."""
 Clock = Literal["realtime", "simulated"]
 CLOCKS: tuple[Clock, ...] = ("realtime", "simulated")
-"""Silence fed after each utterance in stream mode, seconds (a live microphone keeps going)."""
+"""Stream mode's replay clocks (see :func:`run_bench`)."""
 
 
 # ------------------------------------------------------------------------------------- scoring
@@ -493,7 +494,7 @@ def run_bench(set_dir: str | Path, model_id: str = DEFAULT_MODEL_ID, stream: boo
 
     stream: streaming session with the real-time replay clock instead of offline transcription.
     limit: only the first ``limit`` utterances (WER is then over those only).
-    threads: torch intra-op threads (default: cores, at most 4), set for the whole process.
+    threads: torch intra-op threads (default: half the cores, 1 to 4), set for the whole process.
     config: the streaming settings (default :class:`StreamingConfig()`).
     chunk_s: audio per feed in stream mode, seconds (the microphone block size).
     scorer: the score.py to use (default: see :func:`scorer_path`).
@@ -684,8 +685,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", default=None,
                         help="only the first N utterances")
     parser.add_argument("--threads", type=int, metavar="N", default=None,
-                        help="torch threads (default: the CPU cores this process may use, "
-                             "at most 4)")
+                        help="torch threads (default: half the CPU cores this process may "
+                             "use, 1 to 4)")
     parser.add_argument("--compute", choices=COMPUTE_TYPES, default=None,
                         help=f"model arithmetic (default {DEFAULT_COMPUTE} with --stream, as "
                              f"the app; {OFFLINE_COMPUTE} offline)")
