@@ -905,7 +905,7 @@ def test_free_heap_memory_is_given_back_at_segment_ends_during_a_long_dictation(
         return [*feed(pcm), EndOfSegment("", 0.0, 0)]
 
     monkeypatch.setattr(app.session, "feed", feed_and_end_segment)
-    for t in (MEMORY_TRIM_S / 3, MEMORY_TRIM_S + 1, MEMORY_TRIM_S + 10, 2 * MEMORY_TRIM_S + 2):
+    for t in (MEMORY_TRIM_S / 3, MEMORY_TRIM_S + 1, 1.5 * MEMORY_TRIM_S + 1, 2 * MEMORY_TRIM_S + 2):
         now[0] = t
         app.listen_tick()
     assert trims == [MEMORY_TRIM_S + 1, 2 * MEMORY_TRIM_S + 2]
