@@ -703,7 +703,7 @@ class DictationApp:
             self._fail(error, "Microphone")
 
     def _trim_memory(self) -> None:
-        """Give free heap pages back, at most every :data:`MEMORY_TRIM_S` (a few ms each)."""
+        """Give free heap pages back, at most every :data:`MEMORY_TRIM_S`."""
         now = self._clock()
         if now - self._trimmed_at >= MEMORY_TRIM_S:
             self._trimmed_at = now

@@ -28,10 +28,11 @@ TERMINAL_MODES = ("paste", "type")
 COMPUTE_TYPES = ("int8", "float32")
 """recognizer.compute values (see :func:`dictation.asr.whisper.loaders.set_compute`)."""
 DEFAULT_COMPUTE = "int8"
-"""Chosen with ``dictation bench --stream`` on dev (tiny.en, 1 thread, quiet machine,
-reports/bench-cost-tiny.en.md): int8 took 18 % off streaming's CPU seconds (4.22x -> 3.47x
-faster-whisper's offline compute) at a streamed WER of 4.66 % (float32: 4.98 %). The one loop
-int8 once ran into (a six-digit string) is now decoded again in Whisper's full window
+"""Chosen with ``dictation bench --stream`` on dev (tiny.en, 1 thread, quiet machine;
+reports/bench-stream-tiny.en.md against bench-stream-tiny.en-float32.md): int8 took 18 % off
+streaming's CPU seconds (4.22x -> 3.47x faster-whisper's offline compute) at a streamed WER of
+4.66 % (float32: 4.98 %). The one loop int8 once ran into (a six-digit string) is now decoded
+again in Whisper's full window
 (:attr:`dictation.asr.whisper.decoder.WhisperStreamConfig.loop_retry_full_window`)."""
 OFFLINE_COMPUTE = "float32"
 """What offline transcription (``dictation transcribe`` without ``--stream``, ``dictation

@@ -88,8 +88,7 @@ class MoonshineStreamDecoder:
         words = self.words(segment, state)
         return None if words is None else Hypothesis(words)
 
-    def words(self, segment: SegmentView,
-              state: MoonshineStreamState | None = None) -> list[Word] | None:
+    def words(self, segment: SegmentView, state: MoonshineStreamState) -> list[Word] | None:
         """The words of :meth:`decode`."""
         horizon = segment.end - int(self.config.context_s * SAMPLE_RATE)
         context = [s for s in segment.closed
@@ -98,13 +97,11 @@ class MoonshineStreamDecoder:
         audio = segment.audio(origin, segment.end)
         prefix = [t for w in segment.committed for t in w.tokens]
         context_tokens = [t for s in context for w in s.words for t in w.tokens]
-        last = state.last_decode if state is not None else None
         result = decode(self.loaded, audio, speech_found=segment.speech_samples > 0,
                         prefix=prefix, options=self.config.decode, context=context_tokens,
-                        draft=previous_continuation(last, segment.start,
+                        draft=previous_continuation(state.last_decode, segment.start,
                                                     context_tokens + prefix))
-        if state is not None:
-            state.last_decode = (segment.start, result.sequence)
+        state.last_decode = (segment.start, result.sequence)
         if not result.tokens:
             return None
         return split_words(result.tokens, self.loaded.tokenizer)

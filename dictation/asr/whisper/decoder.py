@@ -166,17 +166,15 @@ class WhisperStreamDecoder:
         prompt = self._vocabulary + earlier[len(earlier) - n_earlier:]
         result = decode(self.loaded, audio, prompt=prompt, prefix=prefix, options=self._options,
                         draft=previous_continuation(state.last_decode, segment.start, prefix))
-        state.last_decode = (segment.start, result.sequence)
         if earlier and copies_prompt(tok.decode(earlier[-c.guards.prompt_copy_tokens:]),
                                      tok.decode(result.tokens[n_forced:]), c.guards):
             prompt = self._vocabulary
             result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
                             options=self._options)
-            state.last_decode = (segment.start, result.sequence)
         if self._loop_retry(result):
             result = decode(self.loaded, audio, prompt=prompt, prefix=prefix,
                             options=replace(self._options, full_window=True))
-            state.last_decode = (segment.start, result.sequence)
+        state.last_decode = (segment.start, result.sequence)  # the result kept: next draft
         own = drop_decoder_loop(result.tokens, n_context, result.loop_start)
         return replace(result, tokens=own, text=tok.decode(own)), bool(context)
 
