@@ -40,12 +40,12 @@ $(BIN)/python:
 # Stamps: reinstall only when the dependency lists change.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[gtk,moonshine]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[gtk]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -c $(CONSTRAINTS) $(TORCH_PIN)
-	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk,base,moonshine]'
+	$(PIP) install -c $(CONSTRAINTS) -e '.[test,gtk,base]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -548,17 +548,17 @@ class DictationApp:
         return recognizer
 
     def _load_initial_model(self) -> None:
-        from dictation.asr.catalog import DEFAULT_MODEL_ID
+        from dictation.asr.catalog import FALLBACK_MODEL_ID
 
         try:
             self.recognizer = self._load(self.model_name)
             return
         except ModelError as exc:
-            if not self.with_tray or self.model_name == DEFAULT_MODEL_ID:
+            if not self.with_tray or self.model_name == FALLBACK_MODEL_ID:
                 raise
-            self.notify("Model", f"{exc} Using {DEFAULT_MODEL_ID} instead.")
-        self.model_name = DEFAULT_MODEL_ID
-        self.recognizer = self._load(DEFAULT_MODEL_ID)
+            self.notify("Model", f"{exc} Using {FALLBACK_MODEL_ID} instead.")
+        self.model_name = FALLBACK_MODEL_ID
+        self.recognizer = self._load(FALLBACK_MODEL_ID)
 
     def shutdown(self) -> None:
         """Stop listening (delivering what is left), the hotkey and the microphone."""

@@ -44,7 +44,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     tr = sub.add_parser("transcribe", help="transcribe audio files")
     tr.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    tr.add_argument("--model", default=None, help="model id or folder (default: config, tiny.en)")
+    tr.add_argument("--model", default=None,
+                    help="model id or folder (default: config, moonshine-base-en)")
     tr.add_argument("--stream", action="store_true",
                     help="feed each file through the streaming session as if live (simulated "
                          "clock: faster than real time, each decode sees only audio up to now)")

@@ -94,7 +94,9 @@ class AudioConfig:
 class RecognizerConfig:
     """[recognizer]: the model and the streaming segmenter."""
 
-    model: str = "tiny.en"
+    model: str = "moonshine-base-en"
+    """Catalogue id or model folder (the catalogue's ``DEFAULT_MODEL_ID``; Whisper tiny.en is
+    the fallback when it cannot be loaded)."""
     vad_threshold: float = SegmenterConfig.threshold
     """Speech probability (0..1) above which a VAD frame counts as speech."""
     endpoint_silence_s: float = SegmenterConfig.endpoint_silence_s
@@ -312,8 +314,9 @@ OPTIONS: tuple[Option, ...] = (
            "Input device: 'default', part of its name, or its index (`dictation devices`)."),
     Option("audio", "pre_roll_s", _number(0.5, 5.0), _range(0.5, 5.0, " (seconds)"),
            "Audio kept from before the hotkey so the first word is not cut."),
-    Option("recognizer", "model", _text, "a model name such as 'tiny.en', or a model directory",
-           "Whisper model to transcribe with."),
+    Option("recognizer", "model", _text,
+           "a model name such as 'moonshine-base-en' or 'tiny.en', or a model directory",
+           "Model to transcribe with (`dictation models` lists them)."),
     Option("recognizer", "vad_threshold", _number(0.0, 1.0, open_range=True),
            _range(0.0, 1.0, open_range=True), "Speech probability above which audio is speech."),
     Option("recognizer", "endpoint_silence_s", _number(0.1, 5.0), _range(0.1, 5.0, " (seconds)"),

@@ -573,7 +573,8 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Di
         return FakeRecognizer(spec)
 
     desk = Desk()
-    app = DictationApp(Config(ui=UiConfig(audio_cues=True)),
+    app = DictationApp(Config(recognizer=RecognizerConfig(model="tiny.en"),
+                              ui=UiConfig(audio_cues=True)),
                        events=EventLog(tmp_path / "events.jsonl"), load_model=load,
                        focus=lambda: desk.window)
     app.output = desk.pipeline()

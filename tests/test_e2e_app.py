@@ -313,7 +313,7 @@ def test_words_appear_while_speaking_and_the_whole_transcript_after_stop(app: Ru
         f"stream: {app.reference}")
     typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
     assert typed.strip() == text.strip()
-    assert app.control("status").startswith("idle model=tiny.en")
+    assert app.control("status").startswith("idle model=moonshine-base-en")
 
 
 AFTER_STOP = SHARED / "data" / "dev" / "wav" / "ljspeech-lj001-0004.wav"

@@ -159,7 +159,7 @@ def test_shortcut_is_installed_and_status_names_the_wayland_routes(wl_app: Wayla
                           capture_output=True, text=True, timeout=START_TIMEOUT_S, cwd=REPO)
     assert done.returncode == 0, done.stderr
     status = done.stdout.splitlines()
-    assert status[0].startswith("idle model=tiny.en")
+    assert status[0].startswith("idle model=moonshine-base-en")
     assert "session: wayland/sway" in status
     assert any(line.startswith("typing: wtype") for line in status), status
     assert any(line.startswith("terminals: paste (wlclipboard)") for line in status), status

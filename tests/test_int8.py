@@ -12,6 +12,7 @@ import torch
 from model_fixtures import JFK_WAV, read_wav, real_model_dir
 from torch import nn
 
+from dictation.asr.int8 import Int8Linear, int8_supported
 from dictation.asr.whisper.decoding import DecodeOptions, decode
 from dictation.asr.whisper.features import features_for_window
 from dictation.asr.whisper.loaders import (
@@ -21,7 +22,6 @@ from dictation.asr.whisper.loaders import (
     load_model,
     set_compute,
 )
-from dictation.asr.whisper.model import Int8Linear, int8_supported
 from dictation.audio.files import load_audio
 from dictation.config import COMPUTE_TYPES as CONFIG_COMPUTE_TYPES
 from dictation.config import RecognizerConfig

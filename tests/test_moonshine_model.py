@@ -196,12 +196,13 @@ def test_ort_base_en_equals_onnxruntime_on_the_package_graph(
 
 
 def test_int8_compute_quantizes_the_linear_layers(tmp_path: Path) -> None:
-    """compute="int8": every Linear runs with dynamic int8 weights (torch's quantized kernels),
+    """compute="int8": every Linear and the tied output projection run with int8 weights,
     logits stay close to float32's; an unknown compute is refused."""
     save_hf_folder(tmp_path, tiny_config(), seed=5)
     exact = load_moonshine(tmp_path, "moonshine-hf")
     quick = load_moonshine(tmp_path, "moonshine-hf", compute="int8")
     assert not any(isinstance(m, torch.nn.Linear) for m in quick.model.modules())
+    assert quick.model.decoder.int8_logits is not None and exact.model.decoder.int8_logits is None
     torch.manual_seed(2)
     audio = 0.1 * torch.randn(1, 16000)
     tokens = torch.tensor([[1, 5, 9, 200]])

@@ -79,8 +79,8 @@ def load_moonshine(path: Path, fmt: str, name: str | None = None,
 
 
 def use_int8_linear(model: Moonshine) -> None:
-    """Replace every nn.Linear with torch's dynamically quantized int8 Linear, in place (the
-    tied output projection stays float32)."""
+    """Replace every nn.Linear with torch's dynamically quantized int8 Linear, in place, and
+    run the tied output projection in int8 too (:meth:`TextDecoder.use_int8_logits`)."""
     import warnings
 
     with warnings.catch_warnings():  # torch 2.13 deprecates torch.ao and quantized tensors
@@ -89,6 +89,7 @@ def use_int8_linear(model: Moonshine) -> None:
         from torch.ao.quantization import quantize_dynamic
 
         quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    model.decoder.use_int8_logits()
 
 
 def assign(model: Moonshine, tensors: dict[str, torch.Tensor], source: Path) -> None:
