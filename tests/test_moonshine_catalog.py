@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dictation.asr.catalog import (
     detect_format,
@@ -105,3 +106,9 @@ def test_family_moonshine_entries_in_the_transformers_layout_load(tmp_path: Path
     resolved = ResolvedModel(id="x", format="hf", path=tmp_path, family="moonshine")
     recognizer = load_moonshine_recognizer(resolved, LoadOptions(threads=1))
     assert recognizer.loaded.dims.d_model == 64
+    # the compute setting reaches the model (it once stayed float32 whatever was asked)
+    assert recognizer.loaded.model.decoder.int8_logits is not None  # the default, int8
+    exact = load_moonshine_recognizer(resolved, LoadOptions(threads=1, compute="float32"))
+    assert exact.loaded.model.decoder.int8_logits is None
+    assert any(isinstance(m, torch.nn.Linear) for m in exact.loaded.model.modules())
+    assert not any(isinstance(m, torch.nn.Linear) for m in recognizer.loaded.model.modules())

@@ -51,7 +51,7 @@ def recognizer() -> MoonshineRecognizer:
         resolved = resolve("moonshine-base-en")
     except Exception as exc:  # the optional extra is not installed
         pytest.skip(f"moonshine-base-en is not installed: {exc}")
-    return load_moonshine_recognizer(resolved, LoadOptions(threads=1))
+    return load_moonshine_recognizer(resolved, LoadOptions(threads=1, compute="float32"))
 
 
 @pytest.mark.slow

@@ -64,13 +64,13 @@ class MoonshineRecognizer:
                speech_found=False)
 
 
-def load_moonshine_recognizer(resolved: ResolvedModel, options: LoadOptions,
-                              compute: str = "float32") -> MoonshineRecognizer:
+def load_moonshine_recognizer(resolved: ResolvedModel, options: LoadOptions
+                              ) -> MoonshineRecognizer:
     """Load a resolved Moonshine checkpoint (format ``"moonshine-ort"``, or ``"moonshine-hf"`` /
-    ``"hf"`` for the Transformers layout) with the VAD network."""
+    ``"hf"`` for the Transformers layout) with the VAD network, in ``options.compute``."""
     # a catalogue entry of family "moonshine" may say format "hf" for the Transformers layout
     fmt = "moonshine-hf" if resolved.format == "hf" else resolved.format
-    loaded = load_moonshine(resolved.path, fmt, name=resolved.id, compute=compute)
+    loaded = load_moonshine(resolved.path, fmt, name=resolved.id, compute=options.compute)
     vad = load_vad_net()
     torch.set_num_threads(options.threads)
     return MoonshineRecognizer(model_id=resolved.id, loaded=loaded, vad=vad)
