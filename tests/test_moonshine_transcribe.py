@@ -107,3 +107,19 @@ def test_hf_and_ort_loaders_share_the_model(recognizer: MoonshineRecognizer,
         assert torch.equal(value, loaded.model.state_dict()[key]), key
     assert again.tokenizer.decode(list(range(3, 2000))) == loaded.tokenizer.decode(
         list(range(3, 2000)))
+
+
+INT8_FILES = ["whisper-jfk", "sb-spk2-snt4", "ljspeech-lj001-0006", "ljspeech-lj001-0005"]
+"""Dev files in three conditions (public address, short prompt, read book)."""
+
+
+def test_int8_transcripts_equal_float32(recognizer: MoonshineRecognizer) -> None:
+    """compute="int8" (one scale per output row, :class:`~dictation.asr.int8.Int8Linear`)
+    gives float32's offline transcript on these files. (Streaming decodes many partial
+    segments, where int8 and float32 differ more often; whether that costs accuracy is the
+    benchmark's question: reports/bench-stream-moonshine-base-en*.md.)"""
+    int8 = load_moonshine_recognizer(resolve("moonshine-base-en"),
+                                     LoadOptions(threads=1, compute="int8"))
+    for name in INT8_FILES:
+        audio = load_audio(DEV_WAV_DIR / f"{name}.wav")
+        assert int8.transcribe(audio) == recognizer.transcribe(audio), name
