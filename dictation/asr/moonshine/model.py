@@ -275,11 +275,9 @@ class TextDecoder(nn.Module):
     def use_int8_logits(self) -> None:
         """Run the output projection (tied to the token embedding, 32,768 x 416 for base) as an
         :class:`~dictation.asr.int8.Int8Linear`: one decoder step reads 14 MB of weights
-        instead of 54 MB (5.4 ms a step in float32 on one core, about half of it). Base-en
-        streamed on dev, one thread, quiet machine: RTF 0.488 -> 0.425, WER 2.89 -> 3.22 %
-        (one file differs: "birch canoe" -> "bridge can";
-        reports/bench-stream-moonshine-base-en-f32-logits.md against
-        bench-stream-moonshine-base-en.md); continuous-dictation proxy 2.73 %."""
+        instead of 54 MB (5.4 ms a step in float32 on one core). Measured alone (the rest in
+        float32), base-en streamed on dev, one thread: RTF 0.488 -> 0.425, one file of 50
+        changed ("birch canoe" -> "bridge can")."""
         self.int8_logits = Int8Linear(self.embed_tokens.weight)
 
     def new_cache(self, encoder_out: Tensor) -> DecoderCache:
