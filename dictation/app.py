@@ -40,6 +40,7 @@ import numpy as np
 
 from dictation import SAMPLE_RATE
 from dictation.asr.events import EndOfSegment
+from dictation.audio.dead_input import DeadInputDetector, InputChange
 from dictation.audio.spool import AudioSpool, BackPressure, CaptureDrain
 from dictation.commands import CONTROL_COMMANDS, Command, Request, Trigger, dispatch
 from dictation.config import (
@@ -258,6 +259,7 @@ class DictationApp:
         self._puller: ModelPuller | None = None
         self._downloadable: list[tuple[str, str]] = []
         self._audio_seen = False
+        self._dead_input = DeadInputDetector()
         self._next_poll = 0.0
         self._next_model_scan = 0.0
         self._next_mic_retry = 0.0
@@ -672,6 +674,7 @@ class DictationApp:
         self.pressure = BackPressure()
         self._gaps_reported = 0
         self._audio_seen = False
+        self._dead_input = DeadInputDetector()
         self._stop_asked_at = None
         if self.hotkey is not None:
             self.hotkey.set_active(True)
@@ -693,6 +696,7 @@ class DictationApp:
             if not self._audio_seen:
                 self._audio_seen = True
                 self.events("recording_started", samples=len(pcm))
+            self._watch_input(pcm)
             for event in self.session.feed(pcm):
                 self.output.handle(event)
                 if isinstance(event, EndOfSegment):
@@ -701,6 +705,42 @@ class DictationApp:
             error = self.mic.error
             self._stop()
             self._fail(error, "Microphone")
+
+    def _watch_input(self, pcm: np.ndarray) -> None:
+        """Tell the user when the microphone delivers exact digital silence (muted, or the
+        recording moved to a silent source: :mod:`dictation.audio.dead_input`), and when its
+        signal is back. Listening goes on either way."""
+        change = self._dead_input.feed(pcm)
+        if change is None:
+            return
+        device = self.mic.device if self.mic is not None else None
+        name = device.name if device is not None else "The microphone"
+        if change is InputChange.DEAD:
+            self.events("input_silent", seconds=round(self._dead_input.silent_s, 2))
+            message = (f"{name} has delivered no signal at all for "
+                       f"{self._dead_input.silent_s:.0f} s: it may be muted, or unplugged and "
+                       "the sound server moved the recording to another source. Check the "
+                       "system's sound settings or pick a microphone in the tray menu; "
+                       "dictation goes on.")
+            log.warning("%s", message)
+            self.notify("Microphone silent", message)
+            self._show_listening("no microphone signal")
+        else:
+            self.events("input_back")
+            log.info("%s delivers a signal again", name)
+            self._show_listening()
+
+    def _show_listening(self, note: str | None = None) -> None:
+        """The tray's listening state, its tooltip with ``note`` (a problem of this
+        dictation) after the model's name."""
+        if self.tray is None:
+            return
+        from dictation.tray import TrayState
+
+        detail = self.model_name if note is None else f"{self.model_name}: {note}"
+        if self.routes is not None:
+            detail = f"{detail}\n{self.routes.short()}"
+        self.tray.set_state(TrayState.LISTENING, detail)
 
     def _trim_memory(self) -> None:
         """Give free heap pages back, at most every :data:`MEMORY_TRIM_S`."""
@@ -741,11 +781,7 @@ class DictationApp:
             seconds = (end - start) / SAMPLE_RATE
             self.events("audio_dropped", seconds=round(seconds, 3), at_sample=start)
             self.output.mark_gap(seconds)
-            if self.tray is not None:  # the tooltip says so while this dictation runs
-                from dictation.tray import TrayState
-
-                self.tray.set_state(TrayState.LISTENING,
-                                    f"{self.model_name}: {seconds:.1f} s of speech lost")
+            self._show_listening(f"{seconds:.1f} s of speech lost")  # while this dictation runs
         self._gaps_reported = len(gaps)
 
     def _close_spool(self) -> None:

@@ -910,3 +910,24 @@ def test_free_heap_memory_is_given_back_at_segment_ends_during_a_long_dictation(
         now[0] = t
         app.listen_tick()
     assert trims == [MEMORY_TRIM_S + 1, 2 * MEMORY_TRIM_S + 2]
+
+
+def test_a_silent_microphone_is_reported_and_listening_goes_on(
+        worker: tuple[DictationApp, Desk]) -> None:
+    """3.5 s of exact zeros (a muted input, or a recording moved to a silent source): one
+    notification naming the microphone and an ``input_silent`` event; when the signal is back,
+    ``input_back``, and the words after it are typed."""
+    app, desk = worker
+    assert isinstance(app.mic, FakeMic)
+    app.mic.chunks = [chunk(), *[np.zeros(8000, np.float32) for _ in range(7)], chunk()]
+    app.handle(Request(Command.START))
+    for _ in range(9):
+        app.listen_tick()
+    silent = [body for title, body in desk.notes if title == "Microphone silent"]
+    assert len(silent) == 1 and "pulse" in silent[0] and "3 s" in silent[0]
+    names = event_names(app)
+    assert names.count("input_silent") == 1 and names.count("input_back") == 1
+    assert names.index("input_silent") < names.index("input_back")
+    assert app.state is State.LISTENING
+    app.handle(Request(Command.STOP))
+    assert desk.typist.text == "Hello there friend."

@@ -372,6 +372,54 @@ def test_spoken_new_line_and_question_mark_shape_the_typed_text(app: RunningApp,
     assert not re.search(r"new line|question mark", text, re.IGNORECASE), text
 
 
+def app_source_output(app: RunningApp) -> str:
+    """Index of the app's recording stream in PulseAudio (``pactl list source-outputs``)."""
+    listing = subprocess.run(["pactl", "list", "source-outputs"], env=app.env, check=True,
+                             capture_output=True, text=True, timeout=30).stdout
+    for block in listing.split("Source Output #")[1:]:
+        if f'application.process.id = "{app.proc.pid}"' in block:
+            return block.split(None, 1)[0]
+    raise AssertionError(f"no recording stream of pid {app.proc.pid}:\n{listing}")
+
+
+def test_recording_moved_to_a_silent_source_is_shown(app: RunningApp, tmp_path: Path) -> None:
+    """While speech plays into the virtual mic, PulseAudio moves the app's recording to a
+    silent source (what it does when a USB microphone is unplugged; the stream never errors):
+    the app notices the exact silence (``input_silent``, with a notification) and, moved back,
+    the signal (``input_back``); the dictation goes on. (The harness cannot unplug a device;
+    moving the stream is the part of an unplug the app sees.)"""
+    if shutil.which("pactl") is None:
+        pytest.skip("pactl (pulseaudio-utils) is missing")
+    import soundfile
+
+    jfk, rate = soundfile.read(JFK, dtype="float32")
+    long_speech = tmp_path / "jfk-x3.wav"  # 33 s: still playing after the move back
+    soundfile.write(long_speech, np.concatenate([jfk, jfk, jfk]), rate)
+    harness_focus()
+    harness_clear()
+    mark = len(app.events())
+    double_tap()
+    app.wait_event("recording_started", mark, timeout=10)
+    player = threading.Thread(target=harness_play, args=(long_speech,), daemon=True)
+    player.start()
+    stream = app_source_output(app)
+    try:
+        time.sleep(1.0)
+        subprocess.run(["pactl", "move-source-output", stream, "speaker.monitor"],
+                       env=app.env, check=True, timeout=30)
+        silent = app.wait_event("input_silent", mark, timeout=20)
+        assert silent["seconds"] >= 3.0
+    finally:
+        subprocess.run(["pactl", "move-source-output", stream, "vmic"], env=app.env,
+                       check=True, timeout=30)
+    app.wait_event("input_back", mark, timeout=20)
+    tap()
+    app.wait_event("finished", mark, timeout=60)
+    player.join(timeout=60)
+    names = [e["event"] for e in app.events()[mark:]]
+    assert names.count("input_silent") == 1 and "error" not in names, names
+
+
 AFTER_STOP = SHARED / "data" / "dev" / "wav" / "ljspeech-lj001-0004.wav"
 """Played right after the stop tap: "produced the block books which were the immediate
 predecessors of the true print"."""
