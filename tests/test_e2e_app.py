@@ -94,7 +94,7 @@ class RunningApp:
 
 
 def wer(text: str, reference: str) -> float:
-    """Word error rate of ``text`` against the dev set's JFK transcript (the project scorer)."""
+    """Word error rate of ``text`` against ``reference`` (the project scorer)."""
     spec = importlib.util.spec_from_file_location("shared_score", SHARED / "scoring" / "score.py")
     assert spec is not None and spec.loader is not None
     scorer = importlib.util.module_from_spec(spec)
@@ -558,16 +558,16 @@ def test_dictation_into_xterm_arrives(app: RunningApp,
     harness_clear()
     xdotool("windowactivate", "--sync", str(window))
     _, _, mark = dictate(app, XTERM_WAV)
+    typed = plain_words("".join(e["text"] for e in app.events()[mark:]
+                                if e["event"] == "typed"))
     deadline = time.monotonic() + 10
     words = ""
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and words != typed:
         words = plain_words(out.read_text("utf-8") if out.exists() else "")
-        if "planks" in words:
-            break
         time.sleep(0.1)
-    assert {"birch", "canoe", "smooth", "planks"} <= set(words.split()), words
-    typed = "".join(e["text"] for e in app.events()[mark:] if e["event"] == "typed")
-    assert plain_words(typed) == words
+    assert words == typed  # everything typed arrived in the xterm
+    # the right speech, give or take a word or two (Moonshine heard "plinks" under load)
+    assert wer(words, dev_transcript(XTERM_WAV.stem)) <= 0.3, words
     assert harness_text() == ""
 
 
