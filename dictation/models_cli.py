@@ -64,7 +64,10 @@ def _entry(model_id: str) -> catalog.ModelEntry:
 
 def _list() -> int:
     installed = set(catalog.installed_models())
-    for entry in catalog.list_models():
+    entries = catalog.list_models()
+    id_width = max((len(e.id) for e in entries), default=0)
+    format_width = max((len(e.format) for e in entries), default=0)
+    for entry in entries:
         install = getattr(entry, "install", None)  # how to install a non-hub model, if told
         if entry.id in installed:
             mark = "installed"
@@ -73,7 +76,8 @@ def _list() -> int:
         else:
             mark = "missing"
         hint = f" (install: {install})" if install and mark == "missing" else ""
-        print(f"{entry.id:<26} {entry.format:<4} {entry.size_mb:>5} MB  {mark:<9}  "
+        print(f"{entry.id:<{id_width}} {entry.format:<{format_width}} {entry.size_mb:>5} MB  "
+              f"{mark:<9}  "
               f"{entry.description}{hint}")
     return 0
 
