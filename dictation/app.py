@@ -388,9 +388,11 @@ class DictationApp:
 
             shown = TrayState.IDLE if state is State.STARTING else TrayState(state.value)
             detail = f"loading {self.model_name}" if state is State.STARTING else self.model_name
-            if self.routes is not None:
-                detail = f"{detail}\n{self.routes.short()}"
-            self.tray.set_state(shown, error or detail)
+            self.tray.set_state(shown, error or self._with_routes(detail))
+
+    def _with_routes(self, detail: str) -> str:
+        """The tray tooltip: ``detail``, then the typing/hotkey routes when known."""
+        return detail if self.routes is None else f"{detail}\n{self.routes.short()}"
 
     def _fail(self, error: DictationError, title: str = NOTIFY_TITLE) -> None:
         """Enter the error state and tell the user why."""
@@ -738,9 +740,7 @@ class DictationApp:
         from dictation.tray import TrayState
 
         detail = self.model_name if note is None else f"{self.model_name}: {note}"
-        if self.routes is not None:
-            detail = f"{detail}\n{self.routes.short()}"
-        self.tray.set_state(TrayState.LISTENING, detail)
+        self.tray.set_state(TrayState.LISTENING, self._with_routes(detail))
 
     def _trim_memory(self) -> None:
         """Give free heap pages back, at most every :data:`MEMORY_TRIM_S`."""
