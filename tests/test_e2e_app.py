@@ -33,7 +33,9 @@ from harness import (
     harness_text,
     xdotool,
 )
+from model_fixtures import read_wav
 
+from dictation import SAMPLE_RATE
 from dictation.eventlog import read_events
 
 pytestmark = pytest.mark.e2e
@@ -327,13 +329,11 @@ speed and spelling variants (Whisper tiny.en alike), so "scratch that" is tested
 
 def synthesise(phrase: str, tmp_path: Path) -> np.ndarray:
     """``phrase`` spoken by :data:`SPOKEN_COMMANDS_VOICE`, 16 kHz float32 at half scale."""
-    import soundfile
-    import soxr
+    from dictation.audio.files import load_audio
 
     out = tmp_path / "phrase.wav"
     subprocess.run([*SPOKEN_COMMANDS_VOICE, "-w", str(out), phrase], check=True, timeout=60)
-    audio, rate = soundfile.read(out, dtype="float32")
-    return np.asarray(0.5 * soxr.resample(audio, rate, 16000), dtype=np.float32)
+    return np.asarray(0.5 * load_audio(out), dtype=np.float32)
 
 
 def test_spoken_new_line_and_question_mark_shape_the_typed_text(app: RunningApp,
@@ -346,17 +346,14 @@ def test_spoken_new_line_and_question_mark_shape_the_typed_text(app: RunningApp,
     import soundfile
 
     def dev(name: str) -> np.ndarray:
-        audio, rate = soundfile.read(SHARED / "data" / "dev" / "wav" / f"{name}.wav",
-                                     dtype="float32")
-        assert rate == 16000
-        return np.asarray(audio)
+        return read_wav(SHARED / "data" / "dev" / "wav" / f"{name}.wav")
 
-    pause = np.zeros(int(1.2 * 16000), np.float32)
+    pause = np.zeros(int(1.2 * SAMPLE_RATE), np.float32)
     wav = tmp_path / "commands.wav"
     soundfile.write(wav, np.concatenate([
         dev("sb-spk1-snt4"), pause, synthesise("new line", tmp_path), pause,
         dev("sb-spk1-snt5"), pause, synthesise("question mark", tmp_path), pause,
-        dev("sb-spk1-snt6"), pause]), 16000)
+        dev("sb-spk1-snt6"), pause]), SAMPLE_RATE)
     harness_focus()
     harness_clear()
     dictate(app, wav)
@@ -392,9 +389,9 @@ def test_recording_moved_to_a_silent_source_is_shown(app: RunningApp, tmp_path: 
         pytest.skip("pactl (pulseaudio-utils) is missing")
     import soundfile
 
-    jfk, rate = soundfile.read(JFK, dtype="float32")
+    jfk = read_wav(JFK)
     long_speech = tmp_path / "jfk-x3.wav"  # 33 s: still playing after the move back
-    soundfile.write(long_speech, np.concatenate([jfk, jfk, jfk]), rate)
+    soundfile.write(long_speech, np.concatenate([jfk, jfk, jfk]), SAMPLE_RATE)
     harness_focus()
     harness_clear()
     mark = len(app.events())
