@@ -258,11 +258,7 @@ def detect_format(directory: Path) -> ModelFormat:
     if (directory / "encoder_model.ort").is_file():
         return "moonshine-ort"
     if any(directory.glob("*.safetensors")):
-        try:
-            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            config = {}
-        return "moonshine-hf" if config.get("model_type") == "moonshine" else "hf"
+        return "moonshine-hf" if _config_model_type(directory) == "moonshine" else "hf"
     raise ModelError(
         f"{directory} holds no model: expected model.bin (CTranslate2) or *.safetensors "
         "(Hugging Face Transformers) with their config.json."
@@ -275,8 +271,27 @@ def resolve_directory(directory: Path) -> ResolvedModel:
     if not folder.is_dir():
         raise ModelError(f"Model folder not found: {folder}.")
     fmt = detect_format(folder)
-    family = "moonshine" if fmt.startswith("moonshine") else DEFAULT_FAMILY
-    return ResolvedModel(id=str(folder), format=fmt, path=folder, family=family)
+    return ResolvedModel(id=str(folder), format=fmt, path=folder, family=folder_family(folder, fmt))
+
+
+def folder_family(directory: Path, fmt: ModelFormat) -> str:
+    """Family of a model folder in format ``fmt``: ``"moonshine"`` for the Moonshine formats,
+    ``"moonshine_streaming"`` for a Transformers folder whose config.json says model_type
+    ``"moonshine_streaming"`` (Moonshine v2), else :data:`DEFAULT_FAMILY`."""
+    if fmt.startswith("moonshine"):
+        return "moonshine"
+    if fmt == "hf" and _config_model_type(directory) == "moonshine_streaming":
+        return "moonshine_streaming"
+    return DEFAULT_FAMILY
+
+
+def _config_model_type(directory: Path) -> str | None:
+    """``model_type`` of ``directory/config.json``; None when it is missing or unreadable."""
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("model_type") if isinstance(config, dict) else None
 
 
 def _resolve_package(entry: ModelEntry) -> ResolvedModel:

@@ -30,8 +30,11 @@ class LoadOptions:
 FamilyLoader = Callable[[ResolvedModel, LoadOptions], Recognizer]
 """Loads a resolved model of one family into a :class:`~dictation.asr.session.Recognizer`."""
 
-FAMILY_MODULES: dict[str, str] = {"whisper": "dictation.asr.whisper.recognizer",
-                                  "moonshine": "dictation.asr.moonshine.recognizer"}
+FAMILY_MODULES: dict[str, str] = {
+    "whisper": "dictation.asr.whisper.recognizer",
+    "moonshine": "dictation.asr.moonshine.recognizer",
+    "moonshine_streaming": "dictation.asr.moonshine_streaming.recognizer",
+}
 """Family name (the catalogue's ``family``) -> module that registers its loader on import."""
 
 _LOADERS: dict[str, FamilyLoader] = {}

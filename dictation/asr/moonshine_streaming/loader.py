@@ -1,8 +1,10 @@
 """Hugging Face Moonshine v2 checkpoints (``UsefulSensors/moonshine-streaming-*``):
-``config.json`` + ``model.safetensors``. Weights are read with safetensors (no pickle)."""
+``config.json`` + ``model.safetensors`` + ``tokenizer.json``. Weights are read with safetensors
+(no pickle); the tokenizer with ``tokenizers`` (Moonshine's 32,768-piece vocabulary)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from dictation.asr.int8 import quantize_int8
 from dictation.asr.model_files import read_json_object
+from dictation.asr.moonshine.tokenizer import MoonshineTokenizer
 from dictation.asr.moonshine_streaming.model import ModelDimensions, MoonshineStreaming
 from dictation.errors import ModelError
 
@@ -90,3 +94,30 @@ def load_model(folder: Path, dtype: torch.dtype = torch.float32) -> MoonshineStr
                          f"{sorted(result.missing_keys)[:5]}, unexpected "
                          f"{sorted(result.unexpected_keys)[:5]}")
     return model.to(dtype).eval()
+
+
+@dataclass(frozen=True)
+class LoadedMoonshineStreaming:
+    """A ready-to-run Moonshine v2 model (shared, read-only) and its tokenizer."""
+
+    name: str
+    model: MoonshineStreaming
+    tokenizer: MoonshineTokenizer
+
+
+def load_checkpoint(folder: Path, name: str | None = None,
+                    compute: str = "float32") -> LoadedMoonshineStreaming:
+    """Model (:func:`load_model`) and ``tokenizer.json`` of a checkpoint folder. ``compute``:
+    ``"float32"``, or ``"int8"`` to run every Linear layer with int8 weights (one scale per
+    output row, :func:`dictation.asr.int8.quantize_int8`)."""
+    if not folder.is_dir():
+        raise ModelError(f"model directory not found: {folder}")
+    if compute not in ("float32", "int8"):
+        raise ModelError(f"unknown compute {compute!r}; expected 'float32' or 'int8'")
+    model = load_model(folder)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if compute == "int8":
+        quantize_int8(model)
+    tokenizer = MoonshineTokenizer.from_tokenizer_json(folder / "tokenizer.json")
+    return LoadedMoonshineStreaming(name=name or folder.name, model=model, tokenizer=tokenizer)
