@@ -21,9 +21,9 @@ PYTEST_ARGS ?=
 # clipboard tools (X11 and Wayland), and what PyGObject (the tray's menu) builds against.
 RUN_DEB_PACKAGES := libportaudio2 libsndfile1 xdotool xclip wtype wl-clipboard \
 	libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
-# ... and the tests: a terminal without Ctrl+Shift+V paste (xterm); the desktop harnesses
-# install their own packages.
-TEST_DEB_PACKAGES := $(RUN_DEB_PACKAGES) xterm
+# ... and the tests: a terminal without Ctrl+Shift+V paste (xterm), a private D-Bus bus and
+# gdbus for the fake RemoteDesktop portal; the desktop harnesses install their own packages.
+TEST_DEB_PACKAGES := $(RUN_DEB_PACKAGES) xterm dbus libglib2.0-bin
 
 .PHONY: help run test lint typecheck pytest bench system-deps test-system-deps install \
 	install-test clean

@@ -81,6 +81,7 @@ LISTEN_POLL_S = 0.04
 MODEL_SCAN_S = 10.0
 """Seconds between two looks for newly installed models (for the tray menu)."""
 MIC_RETRY_S = 5.0
+"""Seconds between attempts to reopen a failed microphone."""
 MEMORY_TRIM_S = 5.0
 """During a dictation, free C-heap pages are given back (:func:`dictation.heap.
 release_free_memory`) at the end of a segment at most this often, seconds: each decode's
@@ -89,7 +90,6 @@ buffers are freed into the heap, which otherwise keeps them until the dictation 
 minutes, reports/soak-heap-trim.md; every 5 s RSS swung between 580 and 900 MiB over 10
 minutes without a clear trend, reports/soak-trim-5s.md). A trim takes well under a
 millisecond."""
-"""Seconds between attempts to reopen a failed microphone."""
 MIC_BLOCK_S = 0.1
 """Seconds of audio per microphone callback. The stream runs all the time (pre-roll), so this
 sets the idle cost: 0.02 s blocks cost ~1.9 % of a core, 0.1 s blocks ~0.8 % (measured on the

@@ -22,8 +22,8 @@ from dictation.audio.segmenter import SegmenterConfig
 from dictation.errors import ConfigError
 from dictation.hotkey import DEFAULT_HOTKEY, HOTKEY_NAMES, parse_hotkey
 
-TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "ydotool", "wlclipboard",
-                   "pynput")
+TYPING_BACKENDS = ("auto", "xtest", "xdotool", "clipboard", "wtype", "portal", "ydotool",
+                   "wlclipboard", "pynput")
 TERMINAL_MODES = ("paste", "type")
 COMPUTE_TYPES = ("int8", "float32")
 """recognizer.compute values (see :func:`dictation.asr.whisper.loaders.set_compute`)."""

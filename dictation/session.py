@@ -14,7 +14,7 @@ X11 (any)     XTEST / xdotool       pynput double tap        X11 ``_NET_ACTIVE_W
 sway, i3      wtype (+ wl-copy)     desktop shortcut, evdev  sway/i3 IPC ``get_tree``
 Hyprland      wtype (+ wl-copy)     desktop shortcut, evdev  ``hyprctl activewindow -j``
 wlroots       wtype (+ wl-copy)     desktop shortcut, evdev  none: latch off
-GNOME, KDE    ydotool (+ wl-copy)   desktop shortcut, evdev  none: latch off
+GNOME, KDE    portal / ydotool      desktop shortcut, evdev  none: latch off
 ============  ====================  =======================  ============================
 """
 

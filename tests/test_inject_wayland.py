@@ -275,7 +275,7 @@ def test_portal_probe_present_with_keyboard() -> None:
                           installed("gdbus"))
     assert (status.version, status.keyboard, status.libei) == (2, True, True)
     assert "version 2, keyboard, libei yes" in status.message()
-    assert "enable ydotool" in status.message()
+    assert "the portal typing back-end uses it" in status.message()
 
 
 def test_portal_probe_without_portal_says_what_to_install() -> None:
@@ -361,7 +361,8 @@ def test_pynput_failure_is_an_injection_error() -> None:
 def test_gnome_without_ydotool_says_what_to_enable(monkeypatch: pytest.MonkeyPatch) -> None:
     """A GNOME Wayland environment (variables only: GNOME cannot run here). ydotool is not
     installed on this machine and no portal answers (gdbus runs for real, without a session
-    bus), so nothing can type: the error names each missing piece and how to enable it."""
+    bus), so nothing can type: the error names each missing piece and how to enable it (the
+    portal back-end, tried before ydotool, says no portal answered)."""
     from dictation.inject import choose_backend, skipped_before
 
     for name in ("DISPLAY", "SWAYSOCK", "I3SOCK", "HYPRLAND_INSTANCE_SIGNATURE",
@@ -371,8 +372,9 @@ def test_gnome_without_ydotool_says_what_to_enable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/nonexistent")
     monkeypatch.setattr(ydotool.shutil, "which", lambda name: None)
-    assert skipped_before("ydotool", "wayland") == [
-        "wtype: GNOME has no virtual-keyboard protocol for wtype"]
+    skipped = skipped_before("ydotool", "wayland")
+    assert skipped[0] == "wtype: GNOME has no virtual-keyboard protocol for wtype"
+    assert len(skipped) == 2 and skipped[1].startswith("portal: No RemoteDesktop portal answered")
     with pytest.raises(InjectionError) as caught:
         choose_backend("auto", "wayland")
     message = str(caught.value)

@@ -11,6 +11,8 @@ xtest      XTEST key events, spare keycodes remapped for any Unicode   X11 (auto
 xdotool    ``xdotool type``                                            X11 (auto, second)
 clipboard  clipboard + Ctrl+V (Ctrl+Shift+V in terminals), restored    X11 (by name)
 wtype      ``wtype`` (virtual-keyboard protocol), exact Unicode        Wayland (auto)
+portal     XDG RemoteDesktop portal keysyms over D-Bus (the desktop    Wayland (auto;
+           asks the user once; consent kept by a restore token)        GNOME, KDE)
 ydotool    ``ydotool type`` through ydotoold (uinput); non-ASCII runs  Wayland (auto;
            pasted with wl-copy                                         GNOME, KDE)
 wlclipboard wl-copy + Ctrl+V (Ctrl+Shift+V in terminals) by wtype or   Wayland (by name,
@@ -36,6 +38,7 @@ BACKENDS: dict[str, str] = {
     "xdotool": "xdotool",
     "clipboard": "clipboard",
     "wtype": "wtype",
+    "portal": "portal_keyboard",
     "ydotool": "ydotool",
     "wlclipboard": "wlclipboard",
     "pynput": "pynput_backend",
@@ -44,7 +47,7 @@ BACKENDS: dict[str, str] = {
 
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "x11": ("xtest", "xdotool"),
-    "wayland": ("wtype", "ydotool"),
+    "wayland": ("wtype", "portal", "ydotool"),
     "macos": ("pynput",),
     "windows": ("pynput",),
     "unknown": (),

@@ -1,12 +1,13 @@
 """The XDG RemoteDesktop portal on GNOME and KDE: is it there, can it offer a keyboard, does it
-hand out libei connections. Used to tell a GNOME/KDE user exactly what exists and what to
+hand out libei connections. The portal typing back-end (:mod:`dictation.inject.portal_keyboard`)
+asks it before it is chosen, and a GNOME/KDE user is told exactly what exists and what to
 enable when no typing back-end works (those compositors offer no virtual-keyboard protocol).
 
 The probe asks ``org.freedesktop.portal.Desktop`` for two properties of its
 ``org.freedesktop.portal.RemoteDesktop`` interface with ``gdbus`` (GLib's D-Bus tool, present
 wherever the portal is): ``version`` (2 and later have ``ConnectToEIS``: libei) and
 ``AvailableDeviceTypes`` (bit 1: keyboard). Every portal session needs the user's consent in
-a dialog; this version of the app does not type through the portal, it reports it.
+a dialog (asked once: the back-end keeps the portal's restore token).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class PortalStatus:
             return (f"The RemoteDesktop portal (version {self.version}) offers no keyboard "
                     "device here")
         return (f"The RemoteDesktop portal (version {self.version}, keyboard, libei "
-                f"{'yes' if self.libei else 'no'}) is present, but this version of dictation "
-                "types through ydotool, not the portal: enable ydotool as described")
+                f"{'yes' if self.libei else 'no'}) is present: the portal typing back-end "
+                "uses it (the desktop asks once whether dictation may control the keyboard)")
 
 
 _UINT = re.compile(r"^\(<(?:uint32 )?(\d+)>,\)$")
